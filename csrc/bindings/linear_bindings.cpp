@@ -1,0 +1,154 @@
+// pyengine._C: Linear (fixed, pre-packed weight) and matmul.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <memory>
+
+#include "bindings/array_checks.h"
+#include "bindings/register.h"
+#include "ops/f32_linear.h"
+
+namespace pyengine::bindings {
+namespace {
+
+std::unique_ptr<ops::F32Linear> make_linear(const py::object& weight_obj,
+                                            const py::object& bias_obj, const py::object& isa) {
+  py::array weight = require_f32_array(weight_obj, "weight");
+  require_ndim(weight, "weight", 2, 2);
+  if (weight.strides(0) % 4 != 0 || weight.strides(1) % 4 != 0) {
+    throw py::value_error("weight strides must be multiples of 4 bytes");
+  }
+  const int64_t out_f = weight.shape(0), in_f = weight.shape(1);
+  const float* bias = nullptr;
+  py::array bias_arr;
+  if (!bias_obj.is_none()) {
+    bias_arr = require_f32_array(bias_obj, "bias");
+    require_shape(bias_arr, "bias", {py::ssize_t(out_f)});
+    require_c_contiguous(bias_arr, "bias");
+    bias = static_cast<const float*>(bias_arr.data());
+  }
+  const auto level = isa_level_arg(isa);
+  const float* w = static_cast<const float*>(weight.data());
+  const int64_t s_out = weight.strides(0) / 4, s_in = weight.strides(1) / 4;
+  py::gil_scoped_release release;
+  return std::make_unique<ops::F32Linear>(w, s_out, s_in, out_f, in_f, bias, level);
+}
+
+py::array linear_call(const ops::F32Linear& lin, const py::object& x_obj, const py::object& out_obj,
+                      const py::object& residual_obj) {
+  py::array x = require_f32_array(x_obj, "x");
+  require_ndim(x, "x", 1, 32);
+  const int64_t in_f = lin.in_features(), out_f = lin.out_features();
+  if (x.shape(x.ndim() - 1) != in_f) {
+    throw py::value_error("x must have shape (..., " + std::to_string(in_f) +
+                          ") to match in_features, got " + shape_str(x));
+  }
+  require_c_contiguous(x, "x");
+  std::vector<py::ssize_t> out_shape(x.shape(), x.shape() + x.ndim());
+  out_shape.back() = py::ssize_t(out_f);
+  int64_t rows_total = 1;
+  for (int d = 0; d + 1 < x.ndim(); ++d) rows_total *= x.shape(d);
+
+  py::array out;
+  if (out_obj.is_none()) {
+    out = py::array_t<float>(out_shape);
+  } else {
+    out = require_f32_array(out_obj, "out");
+    require_shape(out, "out", out_shape);
+    require_c_contiguous(out, "out");
+    require_writeable(out, "out");
+    require_no_overlap(out, "out", x, "x");
+  }
+  const float* residual = nullptr;
+  py::array res;
+  if (!residual_obj.is_none()) {
+    res = require_f32_array(residual_obj, "residual");
+    require_shape(res, "residual", out_shape);
+    require_c_contiguous(res, "residual");
+    require_no_overlap(out, "out", res, "residual", /*allow_identical=*/true);
+    residual = static_cast<const float*>(res.data());
+  }
+  const float* xp = static_cast<const float*>(x.data());
+  float* yp = static_cast<float*>(out.mutable_data());
+  {
+    py::gil_scoped_release release;
+    lin.forward(rows_total, xp, size_t(in_f), yp, size_t(out_f), residual, size_t(out_f));
+  }
+  return out;
+}
+
+py::array matmul(const py::object& a_obj, const py::object& b_obj, const py::object& isa) {
+  py::array a = require_f32_array(a_obj, "a");
+  py::array b = require_f32_array(b_obj, "b");
+  require_ndim(a, "a", 2, 3);
+  require_ndim(b, "b", 2, 3);
+  require_c_contiguous(a, "a");
+  require_c_contiguous(b, "b");
+  if (b.ndim() == 3 && a.ndim() != 3) {
+    throw py::value_error("b is 3-D (batched), so a must be 3-D too; got a " + shape_str(a));
+  }
+  const py::ssize_t batch = a.ndim() == 3 ? a.shape(0) : 1;
+  const int64_t m = a.shape(a.ndim() - 2), k = a.shape(a.ndim() - 1);
+  const int64_t kb = b.shape(b.ndim() - 2), n = b.shape(b.ndim() - 1);
+  if (kb != k) {
+    throw py::value_error("matmul: a's last dimension (" + std::to_string(k) +
+                          ") must equal b's second to last (" + std::to_string(kb) + "); got a " +
+                          shape_str(a) + ", b " + shape_str(b));
+  }
+  if (b.ndim() == 3 && b.shape(0) != batch) {
+    throw py::value_error("matmul: batch sizes differ: a " + shape_str(a) + ", b " + shape_str(b));
+  }
+  const auto level = isa_level_arg(isa);
+  std::vector<py::ssize_t> out_shape = {py::ssize_t(m), py::ssize_t(n)};
+  if (a.ndim() == 3) out_shape.insert(out_shape.begin(), batch);
+  py::array_t<float> out(out_shape);
+  const float* ap = static_cast<const float*>(a.data());
+  const float* bp = static_cast<const float*>(b.data());
+  float* cp = out.mutable_data();
+  const int64_t b_batch_stride = b.ndim() == 3 ? k * n : 0;
+  {
+    py::gil_scoped_release release;
+    for (py::ssize_t i = 0; i < batch; ++i) {
+      ops::f32_matmul(level, m, n, k, ap + i * m * k, size_t(k), bp + i * b_batch_stride, size_t(n),
+                      cp + i * m * n, size_t(n));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void register_linear(py::module_& m) {
+  py::class_<ops::F32Linear>(m, "Linear", R"doc(
+A fixed-weight linear layer: y = x @ weight.T + bias.
+
+weight: float32 [out_features, in_features] (torch.nn.Linear's layout; any strides), packed
+once, here, into the layout of the ISA level's micro-kernel. bias: float32 [out_features] or
+None. isa: force an ISA level for this layer ("generic", "avx2", "avx512"); None = the level
+chosen at import.)doc")
+      .def(py::init(&make_linear), py::arg("weight"), py::arg("bias") = py::none(), py::kw_only(),
+           py::arg("isa") = py::none())
+      .def("__call__", &linear_call, py::arg("x"), py::kw_only(), py::arg("out") = py::none(),
+           py::arg("residual") = py::none(), R"doc(
+y = x @ weight.T + bias (+ residual).
+
+x: float32 C-contiguous [..., in_features]. out: optional float32 C-contiguous writeable
+[..., out_features] to write into (no allocation). residual: optional float32 array of the
+output's shape added in the epilogue; it may be `out` itself (in-place residual add).)doc")
+      .def_property_readonly("in_features", &ops::F32Linear::in_features)
+      .def_property_readonly("out_features", &ops::F32Linear::out_features)
+      .def_property_readonly("has_bias", &ops::F32Linear::has_bias)
+      .def_property_readonly(
+          "isa", [](const ops::F32Linear& l) { return cpu::isa_level_name(l.isa_level()); })
+      .def_property_readonly("kernel", [](const ops::F32Linear& l) { return l.kernels().name; })
+      .def_property_readonly("packed_nbytes", &ops::F32Linear::packed_bytes)
+      .def("__repr__", [](const ops::F32Linear& l) {
+        return "Linear(in_features=" + std::to_string(l.in_features()) +
+               ", out_features=" + std::to_string(l.out_features()) +
+               ", bias=" + (l.has_bias() ? "True" : "False") + ", kernel=" + l.kernels().name + ")";
+      });
+  m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::kw_only(), py::arg("isa") = py::none(),
+        "a @ b in float32: [M, K] @ [K, N], or batched [B, M, K] @ [B, K, N] / [K, N].");
+}
+
+}  // namespace pyengine::bindings

@@ -1,0 +1,8 @@
+// One registration function per bindings file; module.cpp calls them all.
+#pragma once
+#include <pybind11/pybind11.h>
+
+namespace pyengine::bindings {
+void register_cpu(pybind11::module_& m);
+void register_linear(pybind11::module_& m);
+}  // namespace pyengine::bindings

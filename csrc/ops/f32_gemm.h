@@ -1,0 +1,42 @@
+// Portable fp32 GEMM drivers: weight packing, cache blocking and the threading split around the
+// per-ISA micro-kernels of kernels/f32_gemm_kernels.h. No intrinsics here.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "cpu/isa_level.h"
+#include "kernels/f32_gemm_kernels.h"
+#include "runtime/thread_pool.h"
+
+namespace pyengine::ops {
+
+using kernels::F32GemmKernels;
+
+// The kernel table of one ISA level (the packed layout below depends on its nr).
+const F32GemmKernels& f32_gemm_kernels(cpu::IsaLevel level);
+
+// Floats needed for B[K, N] packed as ceil(N / nr) panels of [K][nr].
+size_t f32_packed_b_size(int64_t n, int64_t k, int nr);
+
+// Packs B, element (k, n) at src[n * stride_n + k * stride_k], into panels [ceil(N/nr)][K][nr]
+// (panel j holds columns j*nr .. j*nr+nr-1; columns past N are zero). A torch-style weight
+// W[N, K] is (stride_n = K, stride_k = 1); a row-major B[K, N] is (stride_n = 1, stride_k = N).
+void f32_pack_b(const float* src, int64_t stride_n, int64_t stride_k, int64_t n, int64_t k, int nr,
+                float* packed, runtime::ThreadPool& pool);
+
+// C[M, N] = A[M, K] @ B + bias[N] + residual[M, N], B packed by f32_pack_b with kt.nr.
+// bias and residual may be nullptr. C may not overlap A or B; it may equal residual.
+struct F32GemmArgs {
+  int64_t m, n, k;
+  const float* a;
+  size_t lda;
+  const float* b_packed;
+  float* c;
+  size_t ldc;
+  const float* bias = nullptr;
+  const float* residual = nullptr;
+  size_t ldr = 0;
+};
+void f32_gemm_packed(const F32GemmKernels& kt, const F32GemmArgs& args, runtime::ThreadPool& pool);
+
+}  // namespace pyengine::ops

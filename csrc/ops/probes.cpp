@@ -1,0 +1,77 @@
+#include "ops/probes.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <vector>
+
+#include "kernels/f32_gemm_kernels.h"
+#include "runtime/aligned_buffer.h"
+#include "runtime/thread_pool.h"
+
+namespace pyengine::ops {
+namespace {
+
+const kernels::ProbeKernels& probe_kernels(cpu::IsaLevel level) {
+  switch (level) {
+    case cpu::IsaLevel::kAvx512:
+      return kernels::avx512::probe_kernels();
+    case cpu::IsaLevel::kAvx2:
+      return kernels::avx2::probe_kernels();
+    case cpu::IsaLevel::kGeneric:
+      break;
+  }
+  return kernels::generic::probe_kernels();
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+double probe_peak_gflops(cpu::IsaLevel level, double seconds) {
+  const auto& pk = probe_kernels(level);
+  auto& pool = runtime::ThreadPool::instance();
+  const int threads = pool.num_threads();
+  // Calibrate the iteration count on one thread, then run it on all at once.
+  float sink[64];
+  long iters = 1 << 16;
+  auto t0 = std::chrono::steady_clock::now();
+  pk.fma_loop(iters, sink);
+  const double calib = std::max(1e-6, seconds_since(t0));
+  iters = std::max<long>(iters, long(iters * seconds / calib));
+  std::vector<double> flops(size_t(threads), 0.0);
+  std::vector<float> sinks(size_t(threads) * 64);
+  t0 = std::chrono::steady_clock::now();
+  pool.parallel_for(threads, [&](int64_t t) { flops[t] = pk.fma_loop(iters, &sinks[t * 64]); });
+  const double elapsed = seconds_since(t0);
+  double total = 0.0;
+  for (double f : flops) total += f;
+  return total / elapsed * 1e-9;
+}
+
+double probe_read_bandwidth_gbs(cpu::IsaLevel level, size_t bytes, int repeats) {
+  const auto& pk = probe_kernels(level);
+  auto& pool = runtime::ThreadPool::instance();
+  const int threads = pool.num_threads();
+  // Each thread owns (and first touches) one contiguous slice, a multiple of 64 floats.
+  const size_t per_thread = std::max<size_t>(64, bytes / sizeof(float) / threads / 64 * 64);
+  runtime::AlignedBuffer buf(per_thread * threads);
+  pool.parallel_for(threads, [&](int64_t t) {
+    std::memset(buf.data() + t * per_thread, 0, per_thread * sizeof(float));
+  });
+  std::vector<float> sums(static_cast<size_t>(threads));
+  double best = 0.0;
+  for (int r = 0; r < std::max(1, repeats); ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    pool.parallel_for(threads, [&](int64_t t) {
+      sums[t] = pk.stream_sum(buf.data() + t * per_thread, per_thread);
+    });
+    const double elapsed = seconds_since(t0);
+    best = std::max(best, double(per_thread * threads * sizeof(float)) / elapsed * 1e-9);
+  }
+  return best;
+}
+
+}  // namespace pyengine::ops

@@ -1,0 +1,114 @@
+"""The GEMM/GEMV workloads: pyengine.ops.Linear next to numpy (its BLAS) and torch, computing
+the same y = x @ W^T into a preallocated output, at the same thread count."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+import pyengine
+from pyengine.bench.machine import MachineLimits
+from pyengine.bench.peers import installed, peer_threads
+from pyengine.bench.timing import Timing, measure
+from pyengine.ops import Linear
+
+SQUARE_SIZES = (256, 512, 1024, 2048, 4096)
+# (in_features, out_features): SmolLM2-135M, all-MiniLM-L6-v2 and a 1.1B Llama's projections.
+MODEL_SHAPES = ((576, 1536), (1536, 576), (384, 1536), (2048, 5632), (5632, 2048))
+MODEL_ROWS = (1, 4, 16, 64, 512)
+# Decode streams weights from memory: a matrix as large as the bandwidth probe's buffer (1 GiB),
+# far beyond every cache level.
+STREAM_SHAPE = (16384, 16384)
+
+
+@dataclass
+class GemmCase:
+    name: str
+    m: int
+    k: int
+    n: int
+
+    @property
+    def flops(self) -> float:
+        return 2.0 * self.m * self.k * self.n
+
+    @property
+    def weight_bytes(self) -> int:
+        return 4 * self.k * self.n
+
+    @property
+    def memory_bound(self) -> bool:
+        """Few rows: the weights are read once per few FMAs, so bandwidth is the roof."""
+        return self.m <= 4
+
+
+def default_cases(quick: bool = False) -> list[GemmCase]:
+    squares = SQUARE_SIZES[:3] if quick else SQUARE_SIZES
+    rows = (1, 16, 512) if quick else MODEL_ROWS
+    shapes = MODEL_SHAPES[:2] if quick else MODEL_SHAPES
+    cases = [GemmCase(f"square {s}", s, s, s) for s in squares]
+    cases += [GemmCase(f"{k}->{n} M={m}", m, k, n) for k, n in shapes for m in rows]
+    if not quick:
+        cases.append(
+            GemmCase(
+                f"gemv {STREAM_SHAPE[0]}x{STREAM_SHAPE[1]} (1 GiB)",
+                1,
+                STREAM_SHAPE[1],
+                STREAM_SHAPE[0],
+            )
+        )
+    return cases
+
+
+def _engines(case: GemmCase, rng: np.random.Generator):
+    """name -> zero-argument callable computing x @ W^T into a preallocated output."""
+    w = rng.standard_normal((case.n, case.k), dtype=np.float32)
+    x = rng.standard_normal((case.m, case.k), dtype=np.float32)
+    out = np.empty((case.m, case.n), np.float32)
+    lin = Linear(w)
+    engines = {"pyengine": lambda: lin(x, out=out)}
+    wt = w.T  # numpy's BLAS reads the transposed view directly
+    engines["numpy"] = lambda: np.matmul(x, wt, out=out)
+    if installed("torch"):
+        import torch
+
+        tw, tx, tout = torch.from_numpy(w), torch.from_numpy(x), torch.from_numpy(out)
+        twt = tw.t()
+        engines["torch"] = lambda: torch.matmul(tx, twt, out=tout)
+    return engines
+
+
+def run_case(case: GemmCase, threads: int, limits: MachineLimits, repeat: int) -> dict:
+    """Times every engine on one case at `threads` threads; returns a report row."""
+    rng = np.random.default_rng(0)
+    engines = _engines(case, rng)
+    timings: dict[str, Timing] = {}
+    previous = pyengine.get_num_threads()
+    pyengine.set_num_threads(threads)
+    try:
+        with peer_threads(threads):
+            for name, fn in engines.items():
+                timings[name] = measure(fn, repeat=repeat)
+    finally:
+        pyengine.set_num_threads(previous)
+    ours = timings["pyengine"].median
+    row = {
+        "case": case.name,
+        "m": case.m,
+        "k": case.k,
+        "n": case.n,
+        "threads": threads,
+        "memory_bound": case.memory_bound,
+        "seconds": {name: t.samples for name, t in timings.items()},
+        "median_s": {name: t.median for name, t in timings.items()},
+        "spread": {name: t.spread for name, t in timings.items()},
+        "gflops": {name: case.flops / t.median * 1e-9 for name, t in timings.items()},
+        "speedup": {name: t.median / ours for name, t in timings.items() if name != "pyengine"},
+        "gflops_vs_peak": case.flops / ours * 1e-9 / limits.peak_gflops,
+    }
+    if case.memory_bound:
+        gbs = case.weight_bytes / ours * 1e-9
+        row["weight_gbs"] = gbs
+        row["gbs_vs_bandwidth"] = gbs / limits.read_gbs
+    return row

@@ -1,0 +1,45 @@
+"""The one timing method every benchmark uses: warm up, then repeat, report the median."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Timing:
+    """Seconds per call: every sample, and the summary figures the reports quote."""
+
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def spread(self) -> float:
+        """Interquartile range relative to the median: the run's noise."""
+        if len(self.samples) < 4:
+            return (max(self.samples) - min(self.samples)) / self.median
+        q = statistics.quantiles(self.samples, n=4)
+        return (q[2] - q[0]) / self.median
+
+
+def measure(fn, *, repeat: int = 7, min_seconds: float = 0.05, warmup: int = 1) -> Timing:
+    """Times fn() `repeat` times after `warmup` calls. A sample batches enough calls to last at
+    least min_seconds, so fast kernels are not lost in timer resolution; it reports seconds per
+    call."""
+    for _ in range(warmup):
+        fn()
+    start = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - start, 1e-7)
+    calls = max(1, int(min_seconds / once))
+    timing = Timing()
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        timing.samples.append((time.perf_counter() - start) / calls)
+    return timing

@@ -1,0 +1,622 @@
+"""One normalized model config for every checkpoint format.
+
+Hugging Face config.json files spell the same quantity differently per architecture (GPT-2's
+`n_embd` is Llama's `hidden_size`), and GGUF metadata spells it a third way. The model builders
+read `ModelConfig` only; the two constructors here, `config_from_hf` and `config_from_gguf`, are
+the only places that know the spellings. Anything the engine cannot honour (an architecture, a
+RoPE scaling type, an attention variant) raises `UnsupportedModelError` naming it, rather than
+being silently ignored and producing wrong logits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import CheckpointError, UnsupportedModelError
+
+# family -> the architectures classes (config.json "architectures") we accept for it
+HF_ARCHITECTURES: dict[str, str] = {
+    "LlamaForCausalLM": "llama",
+    "LlamaModel": "llama",
+    "MistralForCausalLM": "mistral",
+    "MistralModel": "mistral",
+    "Qwen2ForCausalLM": "qwen2",
+    "Qwen2Model": "qwen2",
+    "GPT2LMHeadModel": "gpt2",
+    "GPT2Model": "gpt2",
+    "BertModel": "bert",
+    "BertForMaskedLM": "bert",
+    "BertForPreTraining": "bert",
+    "RobertaModel": "roberta",
+    "RobertaForMaskedLM": "roberta",
+    "XLMRobertaModel": "xlm-roberta",
+    "XLMRobertaForMaskedLM": "xlm-roberta",
+}
+# used only when config.json has no "architectures" list
+HF_MODEL_TYPES: dict[str, str] = {
+    "llama": "llama",
+    "mistral": "mistral",
+    "qwen2": "qwen2",
+    "gpt2": "gpt2",
+    "bert": "bert",
+    "roberta": "roberta",
+    "xlm-roberta": "xlm-roberta",
+}
+DECODER_FAMILIES = ("llama", "mistral", "qwen2", "gpt2")
+ENCODER_FAMILIES = ("bert", "roberta", "xlm-roberta")
+
+# HF activation names -> the three functions the engine implements
+ACTIVATIONS: dict[str, str] = {
+    "silu": "silu",
+    "swish": "silu",
+    "gelu": "gelu",  # exact, erf-based
+    "gelu_new": "gelu_tanh",  # 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3)))
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "gelu_fast": "gelu_tanh",
+    "relu": "relu",
+}
+
+ROPE_SCALING_TYPES = ("linear", "llama3")
+
+
+@dataclass(frozen=True)
+class RopeScaling:
+    """How rotary frequencies are rescaled; see `ModelConfig.rope_inv_freq` for the formulas.
+
+    type "linear": every inverse frequency divided by `factor` (positions stretched).
+    type "llama3": Llama 3.1's wavelength-dependent scaling (factor, low_freq_factor,
+        high_freq_factor, original_max_position_embeddings).
+    type "freq_factors": one divisor per frequency (`freq_factors`, head_dim // 2 values), the
+        form llama.cpp stores in a GGUF's `rope_freqs.weight` tensor (e.g. for Llama 3.1).
+    """
+
+    type: str
+    factor: float = 1.0
+    low_freq_factor: float | None = None
+    high_freq_factor: float | None = None
+    original_max_position_embeddings: int | None = None
+    freq_factors: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything a model builder needs to know about the network's shape.
+
+    architecture: the family the builder dispatches on: "llama", "mistral", "qwen2" (decoders
+        with RMSNorm, SwiGLU, RoPE) or "gpt2" (decoder with LayerNorm, GELU, learned positions)
+        or "bert", "roberta", "xlm-roberta" (bidirectional encoders).
+    head_dim: per-head width; may differ from hidden_size // num_heads when the checkpoint says
+        so (config.json "head_dim", GGUF attention.key_length).
+    norm_type / norm_eps: "rmsnorm" for the Llama family, "layernorm" for GPT-2 and BERT (their
+        layer_norm_epsilon / layer_norm_eps).
+    max_position_embeddings: the context length (GPT-2's n_positions; GGUF context_length). For
+        RoBERTa it counts the `position_offset` padding rows of the position table.
+    position_offset: first position id used by real tokens (RoBERTa: pad_token_id + 1, else 0).
+    attention_bias: q, k and v projections have biases (Qwen2, GPT-2, BERT).
+    attention_out_bias: the output projection has a bias (GPT-2, BERT; Llama if attention_bias).
+    mlp_bias: the MLP projections have biases.
+    sliding_window: Mistral's attention window, or None for full attention.
+    type_vocab_size: BERT's segment embedding rows (0 where the model has none).
+    eos_token_ids: every id that ends generation (HF allows a list).
+    hf_architecture: the config.json class name, None when read from GGUF.
+    """
+
+    architecture: str
+    vocab_size: int
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    max_position_embeddings: int
+    norm_type: str
+    norm_eps: float
+    activation: str
+    tie_word_embeddings: bool
+    rope_theta: float | None = None
+    rope_scaling: RopeScaling | None = None
+    attention_bias: bool = False
+    attention_out_bias: bool = False
+    mlp_bias: bool = False
+    sliding_window: int | None = None
+    type_vocab_size: int = 0
+    position_offset: int = 0
+    bos_token_id: int | None = None
+    eos_token_ids: tuple[int, ...] = ()
+    pad_token_id: int | None = None
+    hf_architecture: str | None = None
+
+    @property
+    def is_encoder(self) -> bool:
+        return self.architecture in ENCODER_FAMILIES
+
+    @property
+    def uses_rope(self) -> bool:
+        return self.rope_theta is not None
+
+    def rope_inv_freq(self) -> np.ndarray:
+        """Inverse rotary frequencies [head_dim // 2], float64, scaling applied.
+
+        Base: inv_freq[i] = rope_theta ** (-2i / head_dim). Matches transformers'
+        ROPE_INIT_FUNCTIONS for "default", "linear" and "llama3", and llama.cpp's freq_factors
+        (theta / factor[i]).
+        """
+        if self.rope_theta is None:
+            raise ValueError(f"{self.architecture} does not use rotary position embeddings")
+        inv_freq = 1.0 / self.rope_theta ** (np.arange(0, self.head_dim, 2) / self.head_dim)
+        scaling = self.rope_scaling
+        if scaling is None:
+            return inv_freq
+        if scaling.type == "linear":
+            return inv_freq / scaling.factor
+        if scaling.type == "freq_factors":
+            return inv_freq / np.asarray(scaling.freq_factors, dtype=np.float64)
+        if scaling.type == "llama3":
+            # wavelengths longer than original_ctx / low_freq_factor are divided by factor,
+            # shorter than original_ctx / high_freq_factor kept, in between interpolated
+            old_ctx = scaling.original_max_position_embeddings
+            low_wavelen = old_ctx / scaling.low_freq_factor
+            high_wavelen = old_ctx / scaling.high_freq_factor
+            wavelen = 2 * np.pi / inv_freq
+            scaled = np.where(wavelen > low_wavelen, inv_freq / scaling.factor, inv_freq)
+            smooth = (old_ctx / wavelen - scaling.low_freq_factor) / (
+                scaling.high_freq_factor - scaling.low_freq_factor
+            )
+            smoothed = (1 - smooth) * scaled / scaling.factor + smooth * scaled
+            medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
+            return np.where(medium, smoothed, scaled)
+        raise UnsupportedModelError(f"rope_scaling type {scaling.type!r} is not supported")
+
+
+# --------------------------------------------------------------------------------------------
+# Hugging Face config.json
+
+
+def load_hf_config(folder: str | Path) -> ModelConfig:
+    """`config_from_hf` of `folder`/config.json."""
+    path = Path(folder) / "config.json"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path} does not hold a JSON object")
+    return config_from_hf(raw, source=str(path))
+
+
+def config_from_hf(cfg: Mapping[str, Any], source: str = "config.json") -> ModelConfig:
+    """Normalize a Hugging Face config.json dict.
+
+    Raises UnsupportedModelError naming the architecture or the option pyengine cannot honour,
+    and CheckpointError naming a required key that is missing or malformed.
+    """
+    hf_arch, family = _hf_family(cfg, source)
+    reader = _Keys(cfg, source)
+    if family in ("llama", "mistral", "qwen2"):
+        return _llama_family_from_hf(reader, family, hf_arch)
+    if family == "gpt2":
+        return _gpt2_from_hf(reader, hf_arch)
+    return _bert_family_from_hf(reader, family, hf_arch)
+
+
+def _hf_family(cfg: Mapping[str, Any], source: str) -> tuple[str | None, str]:
+    archs = cfg.get("architectures")
+    if archs:
+        if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
+            raise CheckpointError(f"{source}: 'architectures' must be a list of strings")
+        for arch in archs:
+            if arch in HF_ARCHITECTURES:
+                return arch, HF_ARCHITECTURES[arch]
+        raise UnsupportedModelError(
+            f"{source}: unsupported architecture {archs[0]!r}; supported: "
+            f"{', '.join(HF_ARCHITECTURES)}"
+        )
+    model_type = cfg.get("model_type")
+    if isinstance(model_type, str) and model_type in HF_MODEL_TYPES:
+        return None, HF_MODEL_TYPES[model_type]
+    raise UnsupportedModelError(
+        f"{source}: unsupported model_type {model_type!r} (and no 'architectures' list); "
+        f"supported: {', '.join(HF_MODEL_TYPES)}"
+    )
+
+
+class _Keys:
+    """Typed access to config.json keys, with errors that name the key and the file."""
+
+    def __init__(self, cfg: Mapping[str, Any], source: str):
+        self.cfg = cfg
+        self.source = source
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.cfg.get(key)
+        return default if value is None else value
+
+    def integer(self, key: str, default: int | None = None) -> int:
+        value = self.get(key, default)
+        if value is None:
+            raise CheckpointError(f"{self.source}: required key {key!r} is missing")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CheckpointError(
+                f"{self.source}: {key!r} must be a non-negative int, not {value!r}"
+            )
+        return value
+
+    def number(self, key: str, default: float | None = None) -> float:
+        value = self.get(key, default)
+        if value is None:
+            raise CheckpointError(f"{self.source}: required key {key!r} is missing")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CheckpointError(f"{self.source}: {key!r} must be a number, not {value!r}")
+        return float(value)
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.get(key, default)
+        if not isinstance(value, bool):
+            raise CheckpointError(f"{self.source}: {key!r} must be true or false, not {value!r}")
+        return value
+
+    def optional_int(self, key: str) -> int | None:
+        return None if self.cfg.get(key) is None else self.integer(key)
+
+    def ids(self, key: str) -> tuple[int, ...]:
+        value = self.cfg.get(key)
+        if value is None:
+            return ()
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            raise CheckpointError(f"{self.source}: {key!r} must be an int or a list of ints")
+        return tuple(values)
+
+    def activation(self, key: str, default: str) -> str:
+        name = self.get(key, default)
+        if not isinstance(name, str) or name not in ACTIVATIONS:
+            raise UnsupportedModelError(
+                f"{self.source}: unsupported activation {key}={name!r}; supported: "
+                f"{', '.join(ACTIVATIONS)}"
+            )
+        return ACTIVATIONS[name]
+
+    def reject(self, key: str, bad: Any, why: str) -> None:
+        if key in self.cfg and self.cfg[key] == bad:
+            raise UnsupportedModelError(f"{self.source}: unsupported option {key}={bad!r}: {why}")
+
+
+def _heads(keys: _Keys, hidden: int, heads_key: str) -> tuple[int, int, int]:
+    heads = keys.integer(heads_key)
+    if heads == 0:
+        raise CheckpointError(f"{keys.source}: {heads_key!r} must be positive")
+    kv_heads = keys.integer("num_key_value_heads", heads)
+    if kv_heads == 0 or heads % kv_heads:
+        raise CheckpointError(
+            f"{keys.source}: num_key_value_heads={kv_heads} does not divide {heads_key}={heads}"
+        )
+    head_dim = keys.optional_int("head_dim")
+    if head_dim is None:
+        if hidden % heads:
+            raise CheckpointError(
+                f"{keys.source}: hidden size {hidden} is not a multiple of {heads} heads "
+                "and there is no explicit head_dim"
+            )
+        head_dim = hidden // heads
+    return heads, kv_heads, head_dim
+
+
+def _rope_from_hf(keys: _Keys) -> tuple[float, RopeScaling | None]:
+    # transformers >= 5 writes "rope_parameters" (theta and scaling in one dict); older files
+    # write "rope_theta" and "rope_scaling"
+    params = keys.get("rope_parameters")
+    if params is not None:
+        if not isinstance(params, dict):
+            raise CheckpointError(f"{keys.source}: 'rope_parameters' must be an object")
+        theta = params.get("rope_theta", keys.get("rope_theta", 10000.0))
+        scaling = params
+    else:
+        theta = keys.get("rope_theta", 10000.0)
+        scaling = keys.get("rope_scaling")
+    if isinstance(theta, bool) or not isinstance(theta, (int, float)) or theta <= 0:
+        raise CheckpointError(f"{keys.source}: rope_theta must be a positive number, not {theta!r}")
+    factor = keys.get("partial_rotary_factor", 1.0)
+    if isinstance(scaling, dict):
+        factor = scaling.get("partial_rotary_factor", factor)
+    if factor != 1.0:
+        raise UnsupportedModelError(
+            f"{keys.source}: unsupported option partial_rotary_factor={factor!r}: "
+            "only full-width rotary embeddings are implemented"
+        )
+    return float(theta), _rope_scaling(scaling, keys.source)
+
+
+def _rope_scaling(scaling: Any, source: str) -> RopeScaling | None:
+    if scaling is None:
+        return None
+    if not isinstance(scaling, dict):
+        raise CheckpointError(f"{source}: 'rope_scaling' must be an object, not {scaling!r}")
+    kind = scaling.get("rope_type", scaling.get("type", "default"))
+    if kind == "default":
+        return None
+    if not isinstance(kind, str) or kind not in ROPE_SCALING_TYPES:
+        raise UnsupportedModelError(
+            f"{source}: unsupported rope_scaling type {kind!r}; supported: "
+            f"{', '.join(ROPE_SCALING_TYPES)}"
+        )
+
+    def number(key: str) -> float:
+        value = scaling.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise CheckpointError(
+                f"{source}: rope_scaling type {kind!r} needs a positive {key!r}, got {value!r}"
+            )
+        return value
+
+    if kind == "linear":
+        return RopeScaling(type="linear", factor=float(number("factor")))
+    low, high = float(number("low_freq_factor")), float(number("high_freq_factor"))
+    if high <= low:
+        raise CheckpointError(
+            f"{source}: rope_scaling llama3 needs high_freq_factor > low_freq_factor, "
+            f"got {high} <= {low}"
+        )
+    return RopeScaling(
+        type="llama3",
+        factor=float(number("factor")),
+        low_freq_factor=low,
+        high_freq_factor=high,
+        original_max_position_embeddings=int(number("original_max_position_embeddings")),
+    )
+
+
+def _llama_family_from_hf(keys: _Keys, family: str, hf_arch: str | None) -> ModelConfig:
+    hidden = keys.integer("hidden_size")
+    heads, kv_heads, head_dim = _heads(keys, hidden, "num_attention_heads")
+    rope_theta, rope_scaling = _rope_from_hf(keys)
+    sliding_window = None
+    if family == "mistral":
+        sliding_window = keys.optional_int("sliding_window")
+    if family == "qwen2" and keys.get("use_sliding_window", False):
+        raise UnsupportedModelError(
+            f"{keys.source}: unsupported option use_sliding_window=true (Qwen2 per-layer "
+            "sliding-window attention)"
+        )
+    if family == "qwen2":
+        # Qwen2 always has q/k/v biases and never an o_proj bias
+        attention_bias, out_bias = True, False
+    else:
+        attention_bias = keys.flag("attention_bias", False)
+        out_bias = attention_bias
+    return ModelConfig(
+        architecture=family,
+        vocab_size=keys.integer("vocab_size"),
+        hidden_size=hidden,
+        intermediate_size=keys.integer("intermediate_size"),
+        num_layers=keys.integer("num_hidden_layers"),
+        num_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=head_dim,
+        max_position_embeddings=keys.integer("max_position_embeddings", 2048),
+        norm_type="rmsnorm",
+        norm_eps=keys.number("rms_norm_eps", 1e-6),
+        activation=keys.activation("hidden_act", "silu"),
+        tie_word_embeddings=keys.flag("tie_word_embeddings", False),
+        rope_theta=rope_theta,
+        rope_scaling=rope_scaling,
+        attention_bias=attention_bias,
+        attention_out_bias=out_bias,
+        mlp_bias=keys.flag("mlp_bias", False),
+        sliding_window=sliding_window,
+        bos_token_id=keys.optional_int("bos_token_id"),
+        eos_token_ids=keys.ids("eos_token_id"),
+        pad_token_id=keys.optional_int("pad_token_id"),
+        hf_architecture=hf_arch,
+    )
+
+
+def _gpt2_from_hf(keys: _Keys, hf_arch: str | None) -> ModelConfig:
+    keys.reject("scale_attn_by_inverse_layer_idx", True, "attention scaled per layer")
+    keys.reject("scale_attn_weights", False, "unscaled attention scores")
+    keys.reject("add_cross_attention", True, "encoder-decoder cross-attention")
+    hidden = keys.integer("n_embd")
+    heads = keys.integer("n_head")
+    if heads == 0 or hidden % heads:
+        raise CheckpointError(f"{keys.source}: n_embd={hidden} is not a multiple of n_head={heads}")
+    return ModelConfig(
+        architecture="gpt2",
+        vocab_size=keys.integer("vocab_size"),
+        hidden_size=hidden,
+        intermediate_size=keys.integer("n_inner", 4 * hidden),
+        num_layers=keys.integer("n_layer"),
+        num_heads=heads,
+        num_kv_heads=heads,
+        head_dim=hidden // heads,
+        max_position_embeddings=keys.integer("n_positions"),
+        norm_type="layernorm",
+        norm_eps=keys.number("layer_norm_epsilon", 1e-5),
+        activation=keys.activation("activation_function", "gelu_new"),
+        tie_word_embeddings=keys.flag("tie_word_embeddings", True),
+        attention_bias=True,
+        attention_out_bias=True,
+        mlp_bias=True,
+        bos_token_id=keys.optional_int("bos_token_id"),
+        eos_token_ids=keys.ids("eos_token_id"),
+        pad_token_id=keys.optional_int("pad_token_id"),
+        hf_architecture=hf_arch,
+    )
+
+
+def _bert_family_from_hf(keys: _Keys, family: str, hf_arch: str | None) -> ModelConfig:
+    position_type = keys.get("position_embedding_type", "absolute")
+    if position_type != "absolute":
+        raise UnsupportedModelError(
+            f"{keys.source}: unsupported option position_embedding_type={position_type!r}; "
+            "only 'absolute' is implemented"
+        )
+    keys.reject("is_decoder", True, "BERT used as a causal decoder")
+    keys.reject("add_cross_attention", True, "encoder-decoder cross-attention")
+    hidden = keys.integer("hidden_size")
+    heads = keys.integer("num_attention_heads")
+    if heads == 0 or hidden % heads:
+        raise CheckpointError(
+            f"{keys.source}: hidden_size={hidden} is not a multiple of num_attention_heads={heads}"
+        )
+    default_pad = 0 if family == "bert" else 1
+    pad = keys.integer("pad_token_id", default_pad)
+    return ModelConfig(
+        architecture=family,
+        vocab_size=keys.integer("vocab_size"),
+        hidden_size=hidden,
+        intermediate_size=keys.integer("intermediate_size"),
+        num_layers=keys.integer("num_hidden_layers"),
+        num_heads=heads,
+        num_kv_heads=heads,
+        head_dim=hidden // heads,
+        max_position_embeddings=keys.integer("max_position_embeddings", 512),
+        norm_type="layernorm",
+        norm_eps=keys.number("layer_norm_eps", 1e-12),
+        activation=keys.activation("hidden_act", "gelu"),
+        tie_word_embeddings=keys.flag("tie_word_embeddings", True),
+        attention_bias=True,
+        attention_out_bias=True,
+        mlp_bias=True,
+        type_vocab_size=keys.integer("type_vocab_size", 2),
+        # RoBERTa numbers positions from padding_idx + 1 (fairseq heritage)
+        position_offset=0 if family == "bert" else pad + 1,
+        bos_token_id=keys.optional_int("bos_token_id"),
+        eos_token_ids=keys.ids("eos_token_id"),
+        pad_token_id=pad,
+        hf_architecture=hf_arch,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# GGUF metadata
+
+# GGUF general.architecture -> our family. Mistral and other Llama-shaped models are written
+# with architecture "llama" by llama.cpp's converter.
+GGUF_ARCHITECTURES: dict[str, str] = {"llama": "llama", "qwen2": "qwen2"}
+
+
+def config_from_gguf(
+    metadata: Mapping[str, Any],
+    tensor_shapes: Mapping[str, tuple[int, ...]],
+    source: str = "model.gguf",
+    rope_freqs: Sequence[float] | None = None,
+) -> ModelConfig:
+    """Normalize GGUF metadata (key -> value, as read by the gguf package).
+
+    tensor_shapes: GGUF tensor name -> shape in numpy order ([out, in]); used for what the
+    metadata leaves implicit: tied embeddings (no output.weight), biases, vocab size.
+    rope_freqs: the values of the file's rope_freqs.weight tensor [head_dim // 2], if any:
+    llama.cpp's precomputed per-frequency RoPE divisors (how it stores Llama 3.1 scaling).
+    """
+    arch = metadata.get("general.architecture")
+    if arch not in GGUF_ARCHITECTURES:
+        raise UnsupportedModelError(
+            f"{source}: unsupported GGUF architecture {arch!r}; supported: "
+            f"{', '.join(GGUF_ARCHITECTURES)}"
+        )
+    family = GGUF_ARCHITECTURES[arch]
+
+    def key(name: str, default: Any = None, required: bool = True) -> Any:
+        value = metadata.get(f"{arch}.{name}", default)
+        if value is None and required:
+            raise CheckpointError(f"{source}: GGUF metadata key {arch}.{name} is missing")
+        return value
+
+    hidden = int(key("embedding_length"))
+    heads = int(key("attention.head_count"))
+    kv_heads = int(key("attention.head_count_kv", heads))
+    if heads == 0 or kv_heads == 0 or heads % kv_heads:
+        raise CheckpointError(
+            f"{source}: {arch}.attention.head_count_kv={kv_heads} does not divide "
+            f"head_count={heads}"
+        )
+    head_dim = int(key("attention.key_length", hidden // heads))
+    value_dim = int(key("attention.value_length", head_dim))
+    if value_dim != head_dim:
+        raise UnsupportedModelError(
+            f"{source}: unsupported option {arch}.attention.value_length={value_dim} != "
+            f"key_length={head_dim}"
+        )
+    rope_dim = int(key("rope.dimension_count", head_dim))
+    if rope_dim != head_dim:
+        raise UnsupportedModelError(
+            f"{source}: unsupported option {arch}.rope.dimension_count={rope_dim} (partial "
+            f"rotary; head_dim is {head_dim})"
+        )
+
+    embd = tensor_shapes.get("token_embd.weight")
+    if embd is None:
+        raise CheckpointError(f"{source}: tensor token_embd.weight is missing")
+    vocab = key("vocab_size", None, required=False)
+    if vocab is None:
+        tokens = metadata.get("tokenizer.ggml.tokens")
+        vocab = len(tokens) if tokens is not None else embd[0]
+
+    rope_scaling = _gguf_rope_scaling(metadata, arch, source)
+    if rope_freqs is not None:
+        freqs = tuple(float(f) for f in rope_freqs)
+        if rope_scaling is not None:
+            raise UnsupportedModelError(
+                f"{source}: both {arch}.rope.scaling.type and rope_freqs.weight are set"
+            )
+        if len(freqs) != head_dim // 2:
+            raise CheckpointError(
+                f"{source}: rope_freqs.weight has {len(freqs)} values, expected {head_dim // 2}"
+            )
+        rope_scaling = RopeScaling(type="freq_factors", freq_factors=tuple(freqs))
+
+    eos = metadata.get("tokenizer.ggml.eos_token_id")
+    extra_eos = metadata.get("tokenizer.ggml.eot_token_id")
+    eos_ids = tuple(dict.fromkeys(int(i) for i in (eos, extra_eos) if i is not None))
+    bos = metadata.get("tokenizer.ggml.bos_token_id")
+    pad = metadata.get("tokenizer.ggml.padding_token_id")
+    attention_bias = "blk.0.attn_q.bias" in tensor_shapes
+    return ModelConfig(
+        architecture=family,
+        vocab_size=int(vocab),
+        hidden_size=hidden,
+        intermediate_size=int(key("feed_forward_length")),
+        num_layers=int(key("block_count")),
+        num_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=head_dim,
+        max_position_embeddings=int(key("context_length")),
+        norm_type="rmsnorm",
+        norm_eps=float(key("attention.layer_norm_rms_epsilon")),
+        activation="silu",
+        tie_word_embeddings="output.weight" not in tensor_shapes,
+        rope_theta=float(key("rope.freq_base", 10000.0)),
+        rope_scaling=rope_scaling,
+        attention_bias=attention_bias,
+        attention_out_bias="blk.0.attn_output.bias" in tensor_shapes,
+        mlp_bias="blk.0.ffn_gate.bias" in tensor_shapes,
+        bos_token_id=None if bos is None else int(bos),
+        eos_token_ids=eos_ids,
+        pad_token_id=None if pad is None else int(pad),
+        hf_architecture=None,
+    )
+
+
+def _gguf_rope_scaling(metadata: Mapping[str, Any], arch: str, source: str) -> RopeScaling | None:
+    kind = metadata.get(f"{arch}.rope.scaling.type")
+    factor = metadata.get(f"{arch}.rope.scaling.factor")
+    old_linear = metadata.get(f"{arch}.rope.scale_linear")  # pre-2024 spelling of linear
+    if kind in (None, "none"):
+        if old_linear is not None and float(old_linear) != 1.0:
+            return RopeScaling(type="linear", factor=float(old_linear))
+        return None
+    if kind == "linear":
+        if factor is None or float(factor) <= 0:
+            raise CheckpointError(f"{source}: {arch}.rope.scaling.factor is missing or invalid")
+        return RopeScaling(type="linear", factor=float(factor))
+    raise UnsupportedModelError(
+        f"{source}: unsupported {arch}.rope.scaling.type {kind!r}; supported: linear"
+    )

@@ -1,0 +1,213 @@
+"""Rebuild a `tokenizers.Tokenizer` from GGUF metadata.
+
+A GGUF file carries no tokenizer.json: llama.cpp stores the vocabulary and settings as
+metadata keys, and re-implements the tokenizer in C++. For `tokenizer.ggml.model == "gpt2"`
+(byte-level BPE, used by GPT-2, Llama 3, Qwen2, SmolLM ...) this module assembles the same
+tokenizer from the `tokenizers` library's parts:
+
+    tokenizer.ggml.tokens       vocabulary, already spelled in GPT-2's byte-to-unicode alphabet
+    tokenizer.ggml.merges       "left right" pairs, highest priority first
+    tokenizer.ggml.token_type   1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte
+    tokenizer.ggml.pre          which pre-tokenizer split the merges were trained with
+    tokenizer.ggml.{bos,eos,unknown,padding}_token_id, add_bos_token, add_eos_token
+
+Control tokens (type 3) become special added tokens, user-defined ones (type 4) plain added
+tokens: both are matched whole in the input, as llama.cpp does. The pre-tokenizer is the list of
+regexes llama.cpp applies for that `pre` value (llama-vocab.cpp), each splitting the pieces of
+the previous one, followed by the byte-level mapping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import CheckpointError, UnsupportedModelError
+
+TOKEN_NORMAL, TOKEN_UNKNOWN, TOKEN_CONTROL, TOKEN_USER_DEFINED = 1, 2, 3, 4
+
+# GPT-2's split, as in tokenizers' ByteLevel pre-tokenizer
+_GPT2 = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+_LLAMA3 = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+_QWEN2 = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+# tokenizer.ggml.pre -> the regexes llama.cpp splits with, in order
+PRE_TOKENIZER_REGEXES: dict[str, tuple[str, ...]] = {
+    "gpt-2": (_GPT2,),
+    "gpt2": (_GPT2,),
+    # StarCoder-derived vocabularies: every digit alone, then GPT-2's split
+    "smollm": (r"\p{N}", _GPT2),
+    "starcoder": (r"\p{N}", _GPT2),
+    "refact": (r"\p{N}", _GPT2),
+    "codeshell": (r"\p{N}", _GPT2),
+    "llama3": (_LLAMA3,),
+    "llama-v3": (_LLAMA3,),
+    "llama-bpe": (_LLAMA3,),
+    "falcon3": (_LLAMA3,),
+    "falcon-h1": (_LLAMA3,),
+    "pixtral": (_LLAMA3,),
+    "midm-2.0": (_LLAMA3,),
+    "lfm2": (_LLAMA3,),
+    "smaug-bpe": (_LLAMA3,),
+    "dbrx": (_LLAMA3,),
+    "qwen2": (_QWEN2,),
+    "deepseek-r1-qwen": (_QWEN2,),
+}
+# llama.cpp's LLAMA_VOCAB_PRE_TYPE_LLAMA3 group: BOS added unless the file says otherwise, and
+# a word found whole in the vocabulary is not split by merges (ignore_merges)
+_LLAMA3_LIKE = {
+    "llama3",
+    "llama-v3",
+    "llama-bpe",
+    "falcon3",
+    "falcon-h1",
+    "pixtral",
+    "midm-2.0",
+    "lfm2",
+}
+
+SPECIAL_TOKEN_KEYS = {
+    "bos": "tokenizer.ggml.bos_token_id",
+    "eos": "tokenizer.ggml.eos_token_id",
+    "unk": "tokenizer.ggml.unknown_token_id",
+    "pad": "tokenizer.ggml.padding_token_id",
+}
+
+
+def tokenizer_settings(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Special-token strings and add_bos/add_eos as the file states them (llama.cpp defaults
+    where it does not), and the chat template."""
+    tokens = metadata.get("tokenizer.ggml.tokens") or []
+    special = {}
+    for role, key in SPECIAL_TOKEN_KEYS.items():
+        token_id = metadata.get(key)
+        special[role] = (
+            tokens[int(token_id)] if token_id is not None and 0 <= token_id < len(tokens) else None
+        )
+    pre = metadata.get("tokenizer.ggml.pre")
+    add_bos = metadata.get("tokenizer.ggml.add_bos_token")
+    if add_bos is None:
+        add_bos = pre in _LLAMA3_LIKE
+    return {
+        "special_tokens": special,
+        "add_bos_token": bool(add_bos),
+        "add_eos_token": bool(metadata.get("tokenizer.ggml.add_eos_token", False)),
+        "chat_template": metadata.get("tokenizer.chat_template"),
+    }
+
+
+def tokenizer_from_gguf(metadata: Mapping[str, Any], source: str = "model.gguf"):
+    """A `tokenizers.Tokenizer` equivalent to llama.cpp's for this file.
+
+    Raises UnsupportedModelError for a tokenizer model other than "gpt2" or an unknown
+    pre-tokenizer, and CheckpointError for inconsistent vocabulary metadata.
+    """
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+    )
+
+    kind = metadata.get("tokenizer.ggml.model")
+    if kind != "gpt2":
+        raise UnsupportedModelError(
+            f"{source}: unsupported tokenizer.ggml.model {kind!r}; only 'gpt2' (byte-level "
+            "BPE) can be rebuilt. Load the weights alone with with_tokenizer=False."
+        )
+    pre = metadata.get("tokenizer.ggml.pre", "default")
+    if not isinstance(pre, str) or pre not in PRE_TOKENIZER_REGEXES:
+        raise UnsupportedModelError(
+            f"{source}: unsupported tokenizer.ggml.pre {pre!r}; supported: "
+            f"{', '.join(PRE_TOKENIZER_REGEXES)}"
+        )
+    tokens = list(metadata.get("tokenizer.ggml.tokens") or [])
+    merges_raw = list(metadata.get("tokenizer.ggml.merges") or [])
+    types = list(metadata.get("tokenizer.ggml.token_type") or [TOKEN_NORMAL] * len(tokens))
+    if not tokens:
+        raise CheckpointError(f"{source}: tokenizer.ggml.tokens is missing or empty")
+    if len(types) != len(tokens):
+        raise CheckpointError(
+            f"{source}: tokenizer.ggml.token_type has {len(types)} entries for {len(tokens)} tokens"
+        )
+    vocab: dict[str, int] = {}
+    for index, token in enumerate(tokens):
+        # llama.cpp keeps the first id of a duplicated string, as does a dict built in order
+        vocab.setdefault(token, index)
+    merges = []
+    for index, merge in enumerate(merges_raw):
+        parts = merge.split(" ")
+        if len(parts) != 2 or parts[0] not in vocab or parts[1] not in vocab:
+            raise CheckpointError(f"{source}: tokenizer.ggml.merges[{index}] {merge!r} is invalid")
+        merges.append((parts[0], parts[1]))
+
+    settings = tokenizer_settings(metadata)
+    unk = settings["special_tokens"]["unk"]
+    tokenizer = Tokenizer(
+        models.BPE(
+            vocab=vocab,
+            merges=merges,
+            unk_token=unk,
+            fuse_unk=False,
+            byte_fallback=False,
+            ignore_merges=pre in _LLAMA3_LIKE,
+        )
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex(r), behavior="isolated") for r in PRE_TOKENIZER_REGEXES[pre]]
+        + [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+    )
+    tokenizer.decoder = decoders.ByteLevel()
+
+    # only the first id of a duplicated string is reachable, so only it can be an added token
+    special, user = [], []
+    for index, (token, kind_) in enumerate(zip(tokens, types)):
+        if vocab[token] != index:
+            continue
+        if kind_ in (TOKEN_CONTROL, TOKEN_UNKNOWN):
+            special.append(AddedToken(token, special=True, normalized=False))
+        elif kind_ == TOKEN_USER_DEFINED:
+            user.append(AddedToken(token, special=False, normalized=False))
+    if special:
+        tokenizer.add_special_tokens(special)
+    if user:
+        tokenizer.add_tokens(user)
+
+    steps = [processors.ByteLevel(trim_offsets=False)]
+    bos, eos = settings["special_tokens"]["bos"], settings["special_tokens"]["eos"]
+    add_bos, add_eos = settings["add_bos_token"], settings["add_eos_token"]
+    if (add_bos and bos is None) or (add_eos and eos is None):
+        raise CheckpointError(f"{source}: add_bos/add_eos is set but the token id is missing")
+    if add_bos or add_eos:
+
+        def template(sequence: str, type_id: int) -> list[str]:
+            # "[BOS]:0 $A:0 [EOS]:0"; the pair template repeats it with type id 1 for $B
+            pieces = [bos] if add_bos else []
+            pieces.append(sequence)
+            pieces += [eos] if add_eos else []
+            return [f"{piece}:{type_id}" for piece in pieces]
+
+        used = {t for t, on in ((bos, add_bos), (eos, add_eos)) if on}
+        try:
+            steps.append(
+                processors.TemplateProcessing(
+                    single=template("$A", 0),
+                    pair=template("$A", 0) + template("$B", 1),
+                    special_tokens=[(t, vocab[t]) for t in used],
+                )
+            )
+        except Exception as exc:  # tokenizers raises a bare Exception for a bad template
+            raise UnsupportedModelError(
+                f"{source}: cannot express BOS/EOS {sorted(used)} as a template: {exc}"
+            ) from exc
+    tokenizer.post_processor = steps[0] if len(steps) == 1 else processors.Sequence(steps)
+    return tokenizer

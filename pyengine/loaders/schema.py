@@ -1,0 +1,218 @@
+"""The tensors each architecture needs, by Hugging Face name and shape.
+
+Names are those of the base model's Hugging Face checkpoint, with the task-head prefix removed
+for GPT-2 and BERT-style models (`transformer.`, `bert.`, `roberta.`), so a builder sees one
+spelling whichever class saved the file:
+
+    llama / mistral / qwen2   model.embed_tokens.weight, model.layers.{i}.self_attn.q_proj.weight,
+                              ..., model.norm.weight, lm_head.weight (absent when tied)
+    gpt2                      wte.weight, h.{i}.attn.c_attn.weight, ..., ln_f.weight
+    bert / roberta / xlm-r    embeddings.word_embeddings.weight,
+                              encoder.layer.{i}.attention.self.query.weight, ...
+
+Shapes follow the checkpoint: nn.Linear weights are [out_features, in_features]. GPT-2 is the
+exception: its Conv1D weights are stored [in_features, out_features] and stay that way here;
+the spec below asserts that layout so a transposed checkpoint is caught.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import numpy as np
+
+from .config import ModelConfig
+from .errors import CheckpointError
+
+# prefixes a task head class adds in front of the base model's names
+_BASE_PREFIXES = {
+    "gpt2": ("transformer.",),
+    "bert": ("bert.",),
+    "roberta": ("roberta.",),
+    "xlm-roberta": ("roberta.",),
+}
+# buffers some checkpoints save next to the parameters; never weights
+_BUFFER_SUFFIXES = (
+    "embeddings.position_ids",
+    "rotary_emb.inv_freq",
+    ".attn.bias",  # GPT-2's causal mask
+    ".attn.masked_bias",
+)
+
+
+class TensorSpec(NamedTuple):
+    shape: tuple[int, ...]
+    required: bool
+
+
+def canonical_name(config: ModelConfig, name: str) -> str:
+    """The name `name` has in our convention (see the module docstring)."""
+    for prefix in _BASE_PREFIXES.get(config.architecture, ()):
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
+            break
+    if config.architecture in ("bert", "roberta", "xlm-roberta"):
+        # TF-era BERT checkpoints call the LayerNorm parameters gamma and beta
+        if name.endswith("LayerNorm.gamma"):
+            name = name[: -len("gamma")] + "weight"
+        elif name.endswith("LayerNorm.beta"):
+            name = name[: -len("beta")] + "bias"
+    return name
+
+
+def is_buffer(config: ModelConfig, name: str) -> bool:
+    """True for non-parameter buffers (position ids, causal masks) that loaders drop."""
+    return name.endswith(_BUFFER_SUFFIXES)
+
+
+def expected_tensors(config: ModelConfig) -> dict[str, TensorSpec]:
+    """Every tensor the architecture uses: name -> (shape, required).
+
+    Optional tensors (a tied lm_head, BERT's pooler) are checked for shape when present.
+    """
+    if config.architecture in ("llama", "mistral", "qwen2"):
+        return _llama_family(config)
+    if config.architecture == "gpt2":
+        return _gpt2(config)
+    return _bert_family(config)
+
+
+def _llama_family(c: ModelConfig) -> dict[str, TensorSpec]:
+    hidden, inter = c.hidden_size, c.intermediate_size
+    q_rows, kv_rows = c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim
+    specs = {"model.embed_tokens.weight": TensorSpec((c.vocab_size, hidden), True)}
+    for i in range(c.num_layers):
+        p = f"model.layers.{i}."
+        layer = {
+            "input_layernorm.weight": (hidden,),
+            "self_attn.q_proj.weight": (q_rows, hidden),
+            "self_attn.k_proj.weight": (kv_rows, hidden),
+            "self_attn.v_proj.weight": (kv_rows, hidden),
+            "self_attn.o_proj.weight": (hidden, q_rows),
+            "post_attention_layernorm.weight": (hidden,),
+            "mlp.gate_proj.weight": (inter, hidden),
+            "mlp.up_proj.weight": (inter, hidden),
+            "mlp.down_proj.weight": (hidden, inter),
+        }
+        if c.attention_bias:
+            layer["self_attn.q_proj.bias"] = (q_rows,)
+            layer["self_attn.k_proj.bias"] = (kv_rows,)
+            layer["self_attn.v_proj.bias"] = (kv_rows,)
+        if c.attention_out_bias:
+            layer["self_attn.o_proj.bias"] = (hidden,)
+        if c.mlp_bias:
+            layer["mlp.gate_proj.bias"] = (inter,)
+            layer["mlp.up_proj.bias"] = (inter,)
+            layer["mlp.down_proj.bias"] = (hidden,)
+        specs.update({p + k: TensorSpec(v, True) for k, v in layer.items()})
+    specs["model.norm.weight"] = TensorSpec((hidden,), True)
+    specs["lm_head.weight"] = TensorSpec((c.vocab_size, hidden), not c.tie_word_embeddings)
+    return specs
+
+
+def _gpt2(c: ModelConfig) -> dict[str, TensorSpec]:
+    hidden, inter = c.hidden_size, c.intermediate_size
+    specs = {
+        "wte.weight": TensorSpec((c.vocab_size, hidden), True),
+        "wpe.weight": TensorSpec((c.max_position_embeddings, hidden), True),
+    }
+    for i in range(c.num_layers):
+        p = f"h.{i}."
+        layer = {
+            "ln_1.weight": (hidden,),
+            "ln_1.bias": (hidden,),
+            # Conv1D: [in_features, out_features]
+            "attn.c_attn.weight": (hidden, 3 * hidden),
+            "attn.c_attn.bias": (3 * hidden,),
+            "attn.c_proj.weight": (hidden, hidden),
+            "attn.c_proj.bias": (hidden,),
+            "ln_2.weight": (hidden,),
+            "ln_2.bias": (hidden,),
+            "mlp.c_fc.weight": (hidden, inter),
+            "mlp.c_fc.bias": (inter,),
+            "mlp.c_proj.weight": (inter, hidden),
+            "mlp.c_proj.bias": (hidden,),
+        }
+        specs.update({p + k: TensorSpec(v, True) for k, v in layer.items()})
+    specs["ln_f.weight"] = TensorSpec((hidden,), True)
+    specs["ln_f.bias"] = TensorSpec((hidden,), True)
+    specs["lm_head.weight"] = TensorSpec((c.vocab_size, hidden), not c.tie_word_embeddings)
+    return specs
+
+
+def _bert_family(c: ModelConfig) -> dict[str, TensorSpec]:
+    hidden, inter = c.hidden_size, c.intermediate_size
+    specs = {
+        "embeddings.word_embeddings.weight": TensorSpec((c.vocab_size, hidden), True),
+        "embeddings.position_embeddings.weight": TensorSpec(
+            (c.max_position_embeddings, hidden), True
+        ),
+        "embeddings.LayerNorm.weight": TensorSpec((hidden,), True),
+        "embeddings.LayerNorm.bias": TensorSpec((hidden,), True),
+    }
+    if c.type_vocab_size:
+        specs["embeddings.token_type_embeddings.weight"] = TensorSpec(
+            (c.type_vocab_size, hidden), True
+        )
+    for i in range(c.num_layers):
+        p = f"encoder.layer.{i}."
+        layer = {
+            "attention.self.query.weight": (hidden, hidden),
+            "attention.self.query.bias": (hidden,),
+            "attention.self.key.weight": (hidden, hidden),
+            "attention.self.key.bias": (hidden,),
+            "attention.self.value.weight": (hidden, hidden),
+            "attention.self.value.bias": (hidden,),
+            "attention.output.dense.weight": (hidden, hidden),
+            "attention.output.dense.bias": (hidden,),
+            "attention.output.LayerNorm.weight": (hidden,),
+            "attention.output.LayerNorm.bias": (hidden,),
+            "intermediate.dense.weight": (inter, hidden),
+            "intermediate.dense.bias": (inter,),
+            "output.dense.weight": (hidden, inter),
+            "output.dense.bias": (hidden,),
+            "output.LayerNorm.weight": (hidden,),
+            "output.LayerNorm.bias": (hidden,),
+        }
+        specs.update({p + k: TensorSpec(v, True) for k, v in layer.items()})
+    specs["pooler.dense.weight"] = TensorSpec((hidden, hidden), False)
+    specs["pooler.dense.bias"] = TensorSpec((hidden,), False)
+    return specs
+
+
+def check_tensors(
+    config: ModelConfig,
+    tensors: Mapping[str, np.ndarray],
+    source: str = "",
+) -> None:
+    """Raise CheckpointError unless `tensors` holds every required tensor of `config` with the
+    expected shape, and every optional one present with the expected shape.
+
+    tensors: a TensorMap (shapes are read from headers, no data is loaded) or a plain dict of
+    arrays. Names not in the spec (task heads, extra buffers) are allowed. The message names
+    each offending tensor, and its file when `tensors` is a TensorMap.
+    """
+    shape_of = getattr(tensors, "shape", None)
+    file_of = getattr(tensors, "file", None)
+    where = f" in {source}" if source else ""
+    missing = []
+    for name, spec in expected_tensors(config).items():
+        if name not in tensors:
+            if spec.required:
+                missing.append(name)
+            continue
+        shape = tuple(shape_of(name)) if shape_of else tuple(np.shape(tensors[name]))
+        if shape != spec.shape:
+            found_in = f" (file {file_of(name)})" if file_of else where
+            raise CheckpointError(
+                f"tensor {name!r}{found_in} has shape {list(shape)}, but the "
+                f"{config.architecture} config needs {list(spec.shape)}"
+            )
+    if missing:
+        shown = ", ".join(repr(n) for n in missing[:8])
+        more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        raise CheckpointError(
+            f"missing tensor{'s' if len(missing) > 1 else ''}{where}: {shown}{more} "
+            f"(required by the {config.architecture} config)"
+        )

@@ -1,0 +1,68 @@
+"""Builds pyengine._C: the portable sources with baseline x86-64 flags, and each ISA level's
+kernels (csrc/kernels/<level>/) with that level's flags only. Never -march=native: the wheel
+must run on any x86-64 and pick the best level at import."""
+
+import os
+from glob import glob
+
+from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
+from setuptools import setup
+
+# The flags of each ISA level's translation units. csrc/cpu/isa_level.cpp checks the same
+# features at import before any of these kernels may run.
+ISA_FLAGS = {
+    "generic": [],
+    "avx2": ["-mavx", "-mavx2", "-mfma", "-mf16c"],
+    "avx512": [
+        "-mavx",
+        "-mavx2",
+        "-mfma",
+        "-mf16c",
+        "-mavx512f",
+        "-mavx512bw",
+        "-mavx512vl",
+        "-mavx512dq",
+    ],
+}
+
+
+def isa_of(source):
+    parts = os.path.normpath(source).split(os.sep)
+    if len(parts) > 3 and parts[:2] == ["csrc", "kernels"] and parts[2] in ISA_FLAGS:
+        return parts[2]
+    return None
+
+
+class BuildExt(build_ext):
+    """Adds the ISA flags of csrc/kernels/<level>/ sources to their own compile commands."""
+
+    def build_extensions(self):
+        compile_one = self.compiler._compile
+
+        def compile_with_isa_flags(obj, src, ext, cc_args, extra_postargs, pp_opts):
+            isa = isa_of(os.path.relpath(src))
+            flags = ISA_FLAGS[isa] if isa else []
+            compile_one(obj, src, ext, cc_args, list(extra_postargs) + flags, pp_opts)
+
+        self.compiler._compile = compile_with_isa_flags
+        super().build_extensions()
+
+
+sources = sorted(glob("csrc/**/*.cpp", recursive=True))
+ext = Pybind11Extension(
+    "pyengine._C",
+    sources,
+    include_dirs=["csrc"],
+    cxx_std=20,
+    extra_compile_args=[
+        "-O3",
+        "-fno-wrapv",
+        "-fno-math-errno",
+        "-Wall",
+        "-Wextra",
+        "-Wno-unused-parameter",
+    ],
+)
+
+ParallelCompile("PYENGINE_BUILD_JOBS", default=0).install()
+setup(ext_modules=[ext], cmdclass={"build_ext": BuildExt})

@@ -1,0 +1,90 @@
+"""Shared test helpers: the numerical tolerance and memory-safety fixtures, stated once."""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+
+import numpy as np
+
+from pyengine import _C
+
+ISA_LEVELS = _C.supported_isa_levels()
+EPS32 = float(np.finfo(np.float32).eps)
+
+# Awkward sizes every kernel test sweeps: around vector widths, tile heights and cache blocks.
+AWKWARD_SIZES = (1, 2, 3, 7, 15, 16, 17, 31, 33, 63, 64, 65, 127, 129, 255, 257)
+
+
+def gemm_reference(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """a @ b in float64, and the elementwise error bound any fp32 summation order must meet.
+
+    Error analysis of a length-K dot product in fp32 (each product and partial sum rounded once,
+    in any order, FMA or not): |fl(a.b) - a.b| <= K * u * sum_k |a_k| |b_k|, u = eps/2. We allow
+    2 * K * eps (four times that) plus one ulp of the result for the final conversion. This is the
+    only tolerance used for random-valued GEMM tests.
+    """
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    k = a.shape[-1]
+    bound = 2.0 * max(k, 1) * EPS32 * (np.abs(a64) @ np.abs(b64))
+    ref = a64 @ b64
+    return ref, bound + EPS32 * np.abs(ref)
+
+
+def assert_gemm_close(actual: np.ndarray, ref: np.ndarray, bound: np.ndarray, what: str = ""):
+    err = np.abs(actual.astype(np.float64) - ref)
+    bad = err > bound
+    if bad.any():
+        idx = tuple(int(i[0]) for i in np.nonzero(bad))
+        raise AssertionError(
+            f"{what}: {int(bad.sum())} elements beyond the error bound; first at {idx}: "
+            f"got {actual[idx]!r}, want {ref[idx]!r} (bound {bound[idx]:.3g})"
+        )
+
+
+def small_int_matrix(rng: np.random.Generator, shape, lo: int = -4, hi: int = 4) -> np.ndarray:
+    """Integer-valued float32: every product and partial sum below 2**24 is exact in fp32."""
+    return rng.integers(lo, hi + 1, size=shape).astype(np.float32)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_PAGE = mmap.PAGESIZE
+_keep_alive: list = []
+
+
+def guarded(values: np.ndarray) -> np.ndarray:
+    """A copy of `values` whose last byte sits right before an inaccessible page.
+
+    Any read or write past the end faults at once (the test process dies), instead of silently
+    touching a neighbour.
+    """
+    values = np.ascontiguousarray(values)
+    nbytes = values.nbytes
+    data_pages = (nbytes + _PAGE - 1) // _PAGE or 1
+    buf = mmap.mmap(-1, (data_pages + 1) * _PAGE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    guard = base + data_pages * _PAGE
+    if _libc.mprotect(guard, _PAGE, 0) != 0:
+        raise OSError(ctypes.get_errno(), "mprotect failed")
+    start = data_pages * _PAGE - nbytes
+    arr = np.frombuffer(buf, dtype=values.dtype, count=values.size, offset=start)
+    arr = arr.reshape(values.shape)
+    arr[...] = values
+    _keep_alive.append(buf)  # the mapping must outlive every view of it
+    return arr
+
+
+CANARY = np.float32(-12345.678)
+
+
+def with_canary(shape, pad: int = 67) -> tuple[np.ndarray, np.ndarray]:
+    """(view, backing): a C-contiguous float32 view with `pad` canary values on both sides."""
+    n = int(np.prod(shape))
+    backing = np.full(n + 2 * pad, CANARY, dtype=np.float32)
+    return backing[pad : pad + n].reshape(shape), backing
+
+
+def assert_canary_intact(backing: np.ndarray, n: int, pad: int = 67):
+    assert (backing[:pad] == CANARY).all(), "write before the start of the output"
+    assert (backing[pad + n :] == CANARY).all(), "write past the end of the output"
