@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -71,9 +72,14 @@ def test_forcing_a_level_the_cpu_lacks_is_an_error():
 
 
 def _import_with(isa: str) -> subprocess.CompletedProcess:
+    """A fresh interpreter importing the pyengine under test with PYENGINE_ISA set. It runs in
+    the package's parent folder so `python -c` finds the same pyengine as this process."""
     code = "import pyengine; print(pyengine.cpu_info()['isa_level'])"
     env = {**os.environ, "PYENGINE_ISA": isa}
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    cwd = Path(pyengine.__file__).resolve().parents[1]
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True
+    )
 
 
 @pytest.mark.parametrize("level", _C.supported_isa_levels())

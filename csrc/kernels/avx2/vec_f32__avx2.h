@@ -14,6 +14,32 @@ struct VecF32 {
   static inline Reg broadcast(float x) { return _mm256_set1_ps(x); }
   static inline Reg fmadd(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
   static inline Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
+  static inline Reg sub(Reg a, Reg b) { return _mm256_sub_ps(a, b); }
+  static inline Reg mul(Reg a, Reg b) { return _mm256_mul_ps(a, b); }
+  static inline Reg div(Reg a, Reg b) { return _mm256_div_ps(a, b); }
+  static inline Reg max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
+  static inline Reg min(Reg a, Reg b) { return _mm256_min_ps(a, b); }
+  // Round to nearest integer (ties to even), as float.
+  static inline Reg round(Reg x) {
+    return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+  // 2^n for integer-valued n in [-126, 127].
+  static inline Reg pow2n(Reg n) {
+    const __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
+  }
+  static inline float reduce_add(Reg v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+  }
+  static inline float reduce_max(Reg v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+  }
   static inline void store(float* p, Reg v) { _mm256_storeu_ps(p, v); }
   // Lane i is active when mask lane i has its sign bit set: lanes [0, n).
   static inline __m256i first_lanes(int n) {

@@ -15,6 +15,28 @@ struct VecF32 {
   // No FMA at this level: a separately rounded multiply and add.
   static inline Reg fmadd(Reg a, Reg b, Reg c) { return _mm_add_ps(_mm_mul_ps(a, b), c); }
   static inline Reg add(Reg a, Reg b) { return _mm_add_ps(a, b); }
+  static inline Reg sub(Reg a, Reg b) { return _mm_sub_ps(a, b); }
+  static inline Reg mul(Reg a, Reg b) { return _mm_mul_ps(a, b); }
+  static inline Reg div(Reg a, Reg b) { return _mm_div_ps(a, b); }
+  static inline Reg max(Reg a, Reg b) { return _mm_max_ps(a, b); }
+  static inline Reg min(Reg a, Reg b) { return _mm_min_ps(a, b); }
+  // Round to nearest integer (ties to even, the default MXCSR mode), as float; |x| < 2^31.
+  static inline Reg round(Reg x) { return _mm_cvtepi32_ps(_mm_cvtps_epi32(x)); }
+  // 2^n for integer-valued n in [-126, 127].
+  static inline Reg pow2n(Reg n) {
+    const __m128i e = _mm_add_epi32(_mm_cvtps_epi32(n), _mm_set1_epi32(127));
+    return _mm_castsi128_ps(_mm_slli_epi32(e, 23));
+  }
+  static inline float reduce_add(Reg v) {
+    __m128 s = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+  }
+  static inline float reduce_max(Reg v) {
+    __m128 s = _mm_max_ps(v, _mm_movehl_ps(v, v));
+    s = _mm_max_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+  }
   static inline void store(float* p, Reg v) { _mm_storeu_ps(p, v); }
   // SSE2 has no masked moves: go through a register-sized spill, touching only lanes [0, n).
   static inline Reg load_first(const float* p, int n) {
