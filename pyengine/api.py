@@ -1,0 +1,34 @@
+"""pyengine.load: a model from a short name, a Hugging Face folder or a GGUF file."""
+
+from __future__ import annotations
+
+from pyengine import _C
+from pyengine.loaders import UnsupportedModelError, load_weights
+
+DTYPES = ("float32",)
+
+
+def load(source, dtype: str = "float32", threads: int | None = None, *, debug: bool = False):
+    """Loads and prepares a model for inference.
+
+    source: a short name of a model that a pip package ships (see
+        pyengine.loaders.REGISTRY, e.g. "smollm2-135m-instruct"), a Hugging Face model folder
+        (config.json + safetensors, sharded or not) or a .gguf file.
+    dtype: the compute dtype; weights in F16/BF16/quantized formats are converted to it once.
+    threads: if given, sets the kernel thread pool's size (pyengine.set_num_threads).
+    debug: run every op next to its numpy reference and stop at the first mismatch (slow).
+
+    Returns a DecoderModel (forward, generate) for causal LMs.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not supported; choose from {DTYPES}")
+    if threads is not None:
+        _C.set_num_threads(int(threads))
+    config, tensors, tokenizer, extras = load_weights(source)
+    if config.is_encoder:
+        raise UnsupportedModelError(
+            f"{config.architecture} is an encoder; encoder models are not supported yet"
+        )
+    from pyengine.models.decoder import DecoderModel
+
+    return DecoderModel(config, tensors, tokenizer, extras, debug=debug)

@@ -1,0 +1,74 @@
+"""The `pyengine` command.
+
+pyengine generate "Once upon a time" --model smollm2-135m-instruct --max-new-tokens 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pyengine.loaders import LoaderError
+
+
+def _generate(args) -> int:
+    import pyengine
+
+    model = pyengine.load(args.model, threads=args.threads)
+    stream = model.generate(
+        args.prompt,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        chat=args.chat,
+        stream=True,
+    )
+    for piece in stream:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    stats = model.last_generation
+    prefill_s = stats["prefill_seconds"]
+    decode_s = stats["decode_seconds"]
+    print(
+        f"prefill: {stats['prompt_tokens']} tokens in {prefill_s * 1e3:.1f} ms "
+        f"({stats['prompt_tokens'] / max(prefill_s, 1e-9):.1f} tokens/s); "
+        f"decode: {stats['decode_steps']} tokens in {decode_s * 1e3:.1f} ms "
+        f"({stats['decode_steps'] / max(decode_s, 1e-9):.1f} tokens/s); "
+        f"threads {pyengine.get_num_threads()}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="pyengine", description="CPU inference for fixed-weight transformer models"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="stream a continuation of a prompt")
+    gen.add_argument("prompt")
+    gen.add_argument(
+        "--model",
+        default="smollm2-135m-instruct",
+        help="short name, Hugging Face folder or .gguf file",
+    )
+    gen.add_argument("--max-new-tokens", type=int, default=64)
+    gen.add_argument("--threads", type=int, default=None)
+    gen.add_argument("--temperature", type=float, default=0.0)
+    gen.add_argument("--top-k", type=int, default=None)
+    gen.add_argument("--top-p", type=float, default=None)
+    gen.add_argument("--seed", type=int, default=None)
+    gen.add_argument("--chat", action="store_true", help="apply the model's chat template")
+    args = parser.parse_args(argv)
+    try:
+        return _generate(args)
+    except (LoaderError, ValueError, TypeError, OSError) as e:
+        print(f"pyengine: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

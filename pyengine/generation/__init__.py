@@ -1,0 +1,1 @@
+"""Text generation: sampling, the decode loop, streaming, chat templates."""

@@ -1,0 +1,67 @@
+"""The `pyengine` command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pyengine
+from pyengine.cli import main
+
+
+def test_generate_streams_text_and_reports_speed(tiny_llama_folder, capsys):
+    assert (
+        main(
+            [
+                "generate",
+                "Once upon",
+                "--model",
+                str(tiny_llama_folder),
+                "--max-new-tokens",
+                "6",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
+    out, err = capsys.readouterr()
+    model = pyengine.load(tiny_llama_folder)
+    assert out == model.generate("Once upon", max_new_tokens=6) + "\n"
+    assert "prefill:" in err and "decode:" in err and "tokens/s" in err
+
+
+def test_bad_model_is_a_clean_error(tmp_path, capsys):
+    assert main(["generate", "hi", "--model", str(tmp_path / "nope")]) == 2
+    assert "pyengine: error:" in capsys.readouterr().err
+
+
+def test_console_script_entry_point_runs(tiny_llama_folder):
+    """`python -m pyengine.cli` (what the console script calls) works in a fresh process."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pyengine.cli",
+            "generate",
+            "a b",
+            "--model",
+            str(tiny_llama_folder),
+            "--max-new-tokens",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=Path(pyengine.__file__).resolve().parents[1],
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "decode:" in proc.stderr
+
+
+@pytest.mark.parametrize("argv", [["generate"], ["nope"]])
+def test_usage_errors(argv):
+    with pytest.raises(SystemExit):
+        main(argv)
