@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pyengine import _C
-from pyengine.loaders import UnsupportedModelError, load_weights
+from pyengine.loaders import load_weights
 
 DTYPES = ("float32",)
 
@@ -18,7 +18,8 @@ def load(source, dtype: str = "float32", threads: int | None = None, *, debug: b
     threads: if given, sets the kernel thread pool's size (pyengine.set_num_threads).
     debug: run every op next to its numpy reference and stop at the first mismatch (slow).
 
-    Returns a DecoderModel (forward, generate) for causal LMs.
+    Returns a DecoderModel (forward, generate) for causal LMs, an EncoderModel (forward,
+    encode) for BERT-family encoders.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype {dtype!r} is not supported; choose from {DTYPES}")
@@ -26,9 +27,9 @@ def load(source, dtype: str = "float32", threads: int | None = None, *, debug: b
         _C.set_num_threads(int(threads))
     config, tensors, tokenizer, extras = load_weights(source)
     if config.is_encoder:
-        raise UnsupportedModelError(
-            f"{config.architecture} is an encoder; encoder models are not supported yet"
-        )
+        from pyengine.models.encoder import EncoderModel
+
+        return EncoderModel(config, tensors, tokenizer, extras, debug=debug)
     from pyengine.models.decoder import DecoderModel
 
     return DecoderModel(config, tensors, tokenizer, extras, debug=debug)

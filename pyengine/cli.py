@@ -43,6 +43,55 @@ def _generate(args) -> int:
     return 0
 
 
+def _encode(args) -> int:
+    import json
+
+    import numpy as np
+
+    import pyengine
+
+    texts = list(args.texts)
+    if args.input:
+        with open(args.input, encoding="utf-8") as f:
+            texts += [line.rstrip("\n") for line in f]
+    if not texts:
+        raise ValueError("no texts: pass them as arguments or with --input FILE")
+    model = pyengine.load(args.model, threads=args.threads)
+    if not hasattr(model, "encode"):
+        raise ValueError(f"{args.model} is not an encoder model")
+    show = len(texts) > args.batch_size and sys.stderr.isatty() or args.progress
+
+    def progress(done):
+        if show:
+            width = 30
+            filled = width * done // len(texts)
+            print(
+                f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{len(texts)}",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    vectors = model.encode(texts, batch_size=args.batch_size, progress=progress)
+    if show:
+        print(file=sys.stderr)
+    if args.output and args.output.endswith(".npy"):
+        np.save(args.output, vectors)
+        print(
+            f"wrote {vectors.shape[0]} embeddings of dimension {vectors.shape[1]} to {args.output}",
+            file=sys.stderr,
+        )
+        return 0
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        for text, vec in zip(texts, vectors):
+            out.write(json.dumps({"text": text, "embedding": [float(v) for v in vec]}) + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="pyengine", description="CPU inference for fixed-weight transformer models"
@@ -62,9 +111,21 @@ def main(argv=None) -> int:
     gen.add_argument("--top-p", type=float, default=None)
     gen.add_argument("--seed", type=int, default=None)
     gen.add_argument("--chat", action="store_true", help="apply the model's chat template")
+    enc = sub.add_parser("encode", help="sentence embeddings of texts")
+    enc.add_argument("texts", nargs="*")
+    enc.add_argument(
+        "--model",
+        default="all-minilm-l6-v2",
+        help="short name or sentence-transformers / Hugging Face folder",
+    )
+    enc.add_argument("--input", help="a text file, one text per line")
+    enc.add_argument("--output", help="write JSON lines here, or a .npy array [n, dim]")
+    enc.add_argument("--batch-size", type=int, default=32)
+    enc.add_argument("--threads", type=int, default=None)
+    enc.add_argument("--progress", action="store_true", help="show progress even when piped")
     args = parser.parse_args(argv)
     try:
-        return _generate(args)
+        return _generate(args) if args.command == "generate" else _encode(args)
     except (LoaderError, ValueError, TypeError, OSError) as e:
         print(f"pyengine: error: {e}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "bindings/array_checks.h"
+#include "bindings/kernel_clock.h"
 #include "bindings/register.h"
 #include "cpu/features.h"
 #include "cpu/isa_level.h"
@@ -101,6 +102,11 @@ void register_cpu(py::module_& m) {
       py::arg("n"));
   m.def("get_num_threads", [] { return runtime::ThreadPool::instance().num_threads(); });
   m.def("available_cpus", &runtime::available_cpus);
+  m.def(
+      "kernel_seconds",
+      [] { return double(kernel_clock_ns().load(std::memory_order_relaxed)) * 1e-9; },
+      "Total seconds spent inside native kernels called from Python (GIL released), since "
+      "import: wall time minus this is Python-side overhead.");
   m.def(
       "measure_dispatch_overhead_ns",
       [](int iterations) {

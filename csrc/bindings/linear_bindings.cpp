@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "bindings/array_checks.h"
+#include "bindings/kernel_clock.h"
 #include "bindings/register.h"
 #include "ops/f32_linear.h"
 
@@ -71,7 +72,7 @@ py::array linear_call(const ops::F32Linear& lin, const py::object& x_obj, const 
   const float* xp = static_cast<const float*>(x.data());
   float* yp = static_cast<float*>(out.mutable_data());
   {
-    py::gil_scoped_release release;
+    KernelScope scope;
     lin.forward(rows_total, xp, size_t(in_f), yp, size_t(out_f), residual, size_t(out_f));
   }
   return out;
@@ -107,7 +108,7 @@ py::array matmul(const py::object& a_obj, const py::object& b_obj, const py::obj
   float* cp = out.mutable_data();
   const int64_t b_batch_stride = b.ndim() == 3 ? k * n : 0;
   {
-    py::gil_scoped_release release;
+    KernelScope scope;
     for (py::ssize_t i = 0; i < batch; ++i) {
       ops::f32_matmul(level, m, n, k, ap + i * m * k, size_t(k), bp + i * b_batch_stride, size_t(n),
                       cp + i * m * n, size_t(n));

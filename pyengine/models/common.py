@@ -36,9 +36,11 @@ class WeightPacker:
         return lin
 
     def release(self, *names: str) -> None:
+        """Drops the loader's float32 copies (a plain dict of arrays loses the entries)."""
+        release = getattr(self.tensors, "release", None) or self.tensors.pop
         for name in names:
             if name in self.tensors:
-                self.tensors.release(name)
+                release(name)
 
 
 def rope_tables(inv_freq: np.ndarray, max_positions: int) -> tuple[np.ndarray, np.ndarray]:

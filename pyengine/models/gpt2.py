@@ -79,7 +79,7 @@ def build(cfg: ModelConfig, w: dict, logits: str) -> Graph:
     approximate = GELU_APPROXIMATION[cfg.activation]
 
     g.add("embed", [], h, "wte", table=w["wte"])
-    g.add("embed", [], pos, "wpe", table=w["wpe"], by_position=True)
+    g.add("embed", [], pos, "wpe", table=w["wpe"], source="positions")
     g.add("add", [h, pos], h, "h+wpe")
     for i, lw in enumerate(w["layers"]):
         n = f"L{i}."

@@ -21,8 +21,7 @@ def _expected(step, plan, inputs: list[np.ndarray], reference_by_linear: dict):
     heads_view = lambda x, h: x.reshape(st.batch, st.seq, h, -1)  # noqa: E731
     kind = op.kind
     if kind == "embed":
-        ids = st.positions if a.get("by_position") else st.ids
-        return ref.embedding(a["table"], ids.reshape(-1))
+        return ref.embedding(a["table"], getattr(st, a.get("source", "ids")).reshape(-1))
     if kind == "linear":
         weight, bias = reference_by_linear[id(a["linear"])]
         return ref.linear(inputs[0], weight, bias, inputs[1] if len(inputs) > 1 else None)

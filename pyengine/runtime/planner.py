@@ -49,12 +49,14 @@ class RunState:
     start_pos: int = 0
     ids: np.ndarray = field(init=False)  # [B, S] int32 token ids
     positions: np.ndarray = field(init=False)  # [B, S] int32 position ids
+    type_ids: np.ndarray = field(init=False)  # [B, S] int32 token type (segment) ids
     key_begin: np.ndarray = field(init=False)  # [B] int32: first visible cache slot
     key_end: np.ndarray = field(init=False)  # [B] int32: one past the last visible slot
 
     def __post_init__(self):
         self.ids = np.zeros((self.batch, self.seq), np.int32)
         self.positions = np.zeros((self.batch, self.seq), np.int32)
+        self.type_ids = np.zeros((self.batch, self.seq), np.int32)
         self.key_begin = np.zeros(self.batch, np.int32)
         self.key_end = np.zeros(self.batch, np.int32)
 
@@ -103,9 +105,8 @@ def _io(op: Op, plan: Plan):
 
 def _bind_embed(op, plan):
     _, out = _io(op, plan)
-    table, state = op.attrs["table"], plan.state
-    source = state.positions if op.attrs.get("by_position") else state.ids
-    ids = source.reshape(-1)
+    table = op.attrs["table"]
+    ids = getattr(plan.state, op.attrs.get("source", "ids")).reshape(-1)
     return lambda: _C.embedding(table, ids, out=out)
 
 

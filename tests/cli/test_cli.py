@@ -65,3 +65,34 @@ def test_console_script_entry_point_runs(tiny_llama_folder):
 def test_usage_errors(argv):
     with pytest.raises(SystemExit):
         main(argv)
+
+
+def test_encode_json_lines_and_npy(tmp_path, capsys):
+    try:
+        from pyengine.loaders import resolve
+
+        resolve("all-minilm-l6-v2")
+    except Exception as e:  # the model package is not installed
+        pytest.skip(str(e))
+    import json
+
+    import numpy as np
+
+    assert main(["encode", "--model", "all-minilm-l6-v2", "first text", "second text"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert [r["text"] for r in rows] == ["first text", "second text"]
+    assert len(rows[0]["embedding"]) == 384
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(f"line {i}" for i in range(40)) + "\n")
+    out = tmp_path / "out.npy"
+    assert main(["encode", "--input", str(texts), "--output", str(out), "--progress"]) == 0
+    vectors = np.load(out)
+    assert vectors.shape == (40, 384)
+    assert "40/40" in capsys.readouterr().err
+    np.testing.assert_allclose(vectors[0], rows_vec("line 0"), atol=1e-6)
+    assert main(["encode"]) == 2
+
+
+def rows_vec(text):
+    return pyengine.load("all-minilm-l6-v2").encode(text)

@@ -1,0 +1,106 @@
+"""Encoder workloads: sentence embeddings of fixed-length token batches (the model's work,
+tokenization excluded for every engine alike): pyengine next to sentence-transformers on torch
+fp32 and ONNX Runtime on an ONNX export (dynamic axes, all graph optimizations), each pinned to
+the same thread count."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pyengine.bench.timing import Timing, measure
+from pyengine.models.pooling import l2_normalize, pool
+
+
+def token_batch(batch: int, length: int, vocab: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """[CLS] random ids [SEP], no padding: the shape is what the benchmark controls."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1000, vocab - 1, (batch, length)).astype(np.int64)
+    ids[:, 0], ids[:, -1] = 101, 102
+    return {
+        "input_ids": ids,
+        "attention_mask": np.ones_like(ids),
+        "token_type_ids": np.zeros_like(ids),
+    }
+
+
+def pyengine_embed(model, feats) -> np.ndarray:
+    hidden = model.forward(feats["input_ids"], feats["attention_mask"], feats["token_type_ids"])
+    return l2_normalize(pool(hidden, feats["attention_mask"], model.pooling_modes))
+
+
+class TorchPeer:
+    """sentence-transformers' own modules (Transformer, Pooling, Normalize) on torch."""
+
+    name = "torch"
+
+    def __init__(self, folder: Path):
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(str(folder), device="cpu").eval()
+
+    def embed(self, feats) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            batch = {k: torch.from_numpy(v) for k, v in feats.items()}
+            return self.model(batch)["sentence_embedding"].numpy()
+
+
+class OnnxRuntimePeer:
+    """The transformer exported to ONNX with dynamic batch and sequence axes (torch.export
+    based exporter), run by ONNX Runtime with every graph optimization, pooled and normalized
+    in numpy like pyengine."""
+
+    name = "onnxruntime"
+
+    def __init__(self, folder: Path, workdir: Path, threads: int):
+        import onnxruntime as ort
+
+        path = workdir / "encoder.onnx"
+        if not path.exists():
+            export_onnx(folder, path)
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+    def embed(self, feats) -> np.ndarray:
+        hidden = self.session.run(None, feats)[0]
+        return l2_normalize(pool(hidden, feats["attention_mask"], ("mean_tokens",)))
+
+
+def export_onnx(folder: Path, path: Path) -> None:
+    import torch
+    import transformers
+
+    hf = transformers.AutoModel.from_pretrained(str(folder)).eval()
+
+    class Hidden(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.model(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    feats = {k: torch.from_numpy(v) for k, v in token_batch(2, 16, 30000).items()}
+    batch, seq = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("seq", min=2, max=512)
+    dims = {name: {0: batch, 1: seq} for name in feats}
+    torch.onnx.export(
+        Hidden(hf),
+        tuple(feats.values()),
+        str(path),
+        input_names=list(feats),
+        output_names=["last_hidden_state"],
+        dynamic_shapes=dims,
+        dynamo=True,
+    )
+
+
+def time_embed(fn, feats, repeat: int) -> Timing:
+    return measure(lambda: fn(feats), repeat=repeat, min_seconds=0.2)
