@@ -9,7 +9,8 @@ import numpy as np
 
 import pyengine
 from pyengine import _C
-from pyengine.bench.peers import installed, peer_threads
+from pyengine.bench.peers import peer_threads
+from pyengine.bench.results import Result
 from pyengine.bench.timing import Timing, measure
 from pyengine.loaders import ModelConfig
 
@@ -155,6 +156,130 @@ def weight_bytes_per_token(cfg: ModelConfig) -> int:
     return 4 * (cfg.num_layers * per_layer + cfg.vocab_size * h + h)
 
 
+def prefill_flops(cfg: ModelConfig, tokens: int) -> float:
+    """FLOPs of a prefill of `tokens` tokens: every layer's matrices per token, causal
+    attention (scores and weighted sum over half the square), the LM head for the last token."""
+    weights_per_token = weight_bytes_per_token(cfg) / 4 - cfg.vocab_size * cfg.hidden_size
+    attention = 2 * 2 * cfg.num_layers * cfg.num_heads * cfg.head_dim * tokens * tokens / 2
+    return 2 * weights_per_token * tokens + attention + 2 * cfg.vocab_size * cfg.hidden_size
+
+
+def load_torch_peer(source):
+    """transformers' model of the same checkpoint, fp32 (GGUF files dequantized by it)."""
+    import torch
+    import transformers
+
+    from pyengine.loaders import resolve
+
+    path = resolve(source)
+    if path.is_file():
+        return transformers.AutoModelForCausalLM.from_pretrained(
+            path.parent, gguf_file=path.name, torch_dtype=torch.float32
+        ).eval()
+    return transformers.AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32).eval()
+
+
+def run(
+    source,
+    threads_list,
+    limits,
+    *,
+    peers=("torch", "llama.cpp"),
+    quick=False,
+    repeat=5,
+    progress=None,
+    model=None,
+) -> list[Result]:
+    """Prefill and decode tokens/s of a causal LM, batch 1, greedy."""
+    from pyengine.loaders import resolve
+
+    path = resolve(source)
+    model = model or pyengine.load(path)
+    prompt, new = (64, 16) if quick else (512, 128)
+    ids = prompt_ids(model.vocab_size, prompt)
+    name = path.stem if path.is_file() else path.name
+    hf = load_torch_peer(path) if "torch" in peers else None
+    gguf = path if path.is_file() else None
+    results = []
+    for t in threads_list:
+        if progress:
+            progress(f"decoder: {name} prefill/decode, {t} thread(s)")
+        pre = with_threads(t, pyengine_prefill, model, ids, repeat)
+        dec = with_threads(t, pyengine_decode, model, ids, new)
+        pre_s, dec_s = {"pyengine": pre.samples}, {"pyengine": dec["timing"].samples}
+        if hf is not None:
+            p, d = with_threads(t, torch_prefill_and_decode, hf, ids, new, repeat)
+            pre_s["torch"], dec_s["torch"] = p.samples, d.samples
+        if "llama.cpp" in peers and gguf is not None:
+            p, d = with_threads(t, llama_cpp_prefill_and_decode, gguf, ids, new, t, repeat)
+            pre_s["llama.cpp"], dec_s["llama.cpp"] = p.samples, d.samples
+        lim = limits[t]
+        prefill_roof = lim.peak_gflops * 1e9 / (prefill_flops(model.config, prompt) / prompt)
+        decode_roof = lim.read_gbs * 1e9 / weight_bytes_per_token(model.config)
+        results.append(
+            Result(
+                "decoder",
+                f"{name} prefill {prompt} tokens",
+                t,
+                "tok/s",
+                prompt,
+                pre_s,
+                prefill_roof,
+                "FMA peak",
+            )
+        )
+        notes = [f"python overhead {100 * dec['python_overhead']:.1f}% of a decode step"]
+        if "llama.cpp" in dec_s:
+            notes.append("llama.cpp runs the GGUF's quantized weights natively")
+        results.append(
+            Result(
+                "decoder",
+                f"{name} decode {new} tokens",
+                t,
+                "tok/s",
+                1,
+                dec_s,
+                decode_roof,
+                "bandwidth",
+                notes,
+            )
+        )
+    return results
+
+
+def run_random_llama(threads_list, limits, *, new=24, progress=None) -> list[Result]:
+    """Decode tokens/s of a random-weight 1.1B Llama against its bandwidth roofline."""
+    from pyengine.models.decoder import DecoderModel
+
+    if progress:
+        progress("decoder: building a random-weight 1.1B Llama (TinyLlama shape)")
+    cfg, tensors = random_llama()
+    model = DecoderModel(cfg, tensors)
+    del tensors
+    ids = prompt_ids(cfg.vocab_size, 32)
+    results = []
+    for t in threads_list:
+        if progress:
+            progress(f"decoder: 1.1B decode, {t} thread(s)")
+        dec = with_threads(t, pyengine_decode, model, ids, new)
+        roof = limits[t].read_gbs * 1e9 / weight_bytes_per_token(cfg)
+        gb = weight_bytes_per_token(cfg) / 1e9
+        results.append(
+            Result(
+                "decoder",
+                f"random Llama-1.1B decode {new} tokens",
+                t,
+                "tok/s",
+                1,
+                {"pyengine": dec["timing"].samples},
+                roof,
+                "bandwidth",
+                [f"{gb:.2f} GB of fp32 weights streamed per token"],
+            )
+        )
+    return results
+
+
 def with_threads(threads: int, fn, *args, **kwargs):
     previous = pyengine.get_num_threads()
     pyengine.set_num_threads(threads)
@@ -163,6 +288,3 @@ def with_threads(threads: int, fn, *args, **kwargs):
             return fn(*args, **kwargs)
     finally:
         pyengine.set_num_threads(previous)
-
-
-__all__ = ["installed"]

@@ -9,8 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
+import pyengine
+from pyengine.bench.peers import peer_threads
+from pyengine.bench.results import Result
 from pyengine.bench.timing import Timing, measure
 from pyengine.models.pooling import l2_normalize, pool
+
+WORKLOADS = [("throughput", 32, 128), ("latency", 1, 16), ("latency", 1, 128)]
+QUICK_WORKLOADS = [("throughput", 8, 32), ("latency", 1, 16)]
 
 
 def token_batch(batch: int, length: int, vocab: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -104,3 +110,52 @@ def export_onnx(folder: Path, path: Path) -> None:
 
 def time_embed(fn, feats, repeat: int) -> Timing:
     return measure(lambda: fn(feats), repeat=repeat, min_seconds=0.2)
+
+
+def run(
+    model,
+    folder: Path,
+    threads_list,
+    *,
+    peers=("torch", "onnxruntime"),
+    quick=False,
+    repeat=7,
+    workdir: Path | None = None,
+    progress=None,
+) -> list[Result]:
+    """all-MiniLM-L6-v2-style workloads: throughput in sentences/s, batch-1 latency in ms."""
+    import tempfile
+
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="pyengine-bench-"))
+    results = []
+    for threads in threads_list:
+        engines = {"pyengine": lambda f: pyengine_embed(model, f)}
+        if "torch" in peers:
+            engines["torch"] = TorchPeer(folder).embed
+        if "onnxruntime" in peers:
+            if progress:
+                progress("encoder: exporting to ONNX")
+            engines["onnxruntime"] = OnnxRuntimePeer(folder, workdir, threads).embed
+        for kind, batch, length in QUICK_WORKLOADS if quick else WORKLOADS:
+            label = f"{model.config.architecture} {kind} {batch}x{length}"
+            if progress:
+                progress(f"encoder: {label}, {threads} thread(s)")
+            feats = token_batch(batch, length, model.config.vocab_size)
+            samples = {}
+            previous = pyengine.get_num_threads()
+            pyengine.set_num_threads(threads)
+            try:
+                with peer_threads(threads):
+                    ours = engines["pyengine"](feats)
+                    for name, fn in engines.items():
+                        diff = float(np.abs(fn(feats) - ours).max())
+                        if diff > 1e-4:  # the same embeddings, or the comparison means nothing
+                            raise AssertionError(f"{name} disagrees with pyengine by {diff}")
+                        samples[name] = time_embed(fn, feats, repeat).samples
+            finally:
+                pyengine.set_num_threads(previous)
+            if kind == "throughput":
+                results.append(Result("encoder", label, threads, "sent/s", batch, samples))
+            else:
+                results.append(Result("encoder", label, threads, "ms", 1, samples))
+    return results

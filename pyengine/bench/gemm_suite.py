@@ -10,7 +10,8 @@ import numpy as np
 import pyengine
 from pyengine.bench.machine import MachineLimits
 from pyengine.bench.peers import installed, peer_threads
-from pyengine.bench.timing import Timing, measure
+from pyengine.bench.results import Result
+from pyengine.bench.timing import measure
 from pyengine.ops import Linear
 
 SQUARE_SIZES = (256, 512, 1024, 2048, 4096)
@@ -79,36 +80,51 @@ def _engines(case: GemmCase, rng: np.random.Generator):
     return engines
 
 
-def run_case(case: GemmCase, threads: int, limits: MachineLimits, repeat: int) -> dict:
-    """Times every engine on one case at `threads` threads; returns a report row."""
+def run_case(
+    case: GemmCase, threads: int, limits: MachineLimits, repeat: int, peers=("numpy", "torch")
+) -> Result:
+    """Times pyengine and each requested peer on one case at `threads` threads."""
     rng = np.random.default_rng(0)
-    engines = _engines(case, rng)
-    timings: dict[str, Timing] = {}
+    engines = {k: v for k, v in _engines(case, rng).items() if k == "pyengine" or k in peers}
+    samples = {}
     previous = pyengine.get_num_threads()
     pyengine.set_num_threads(threads)
     try:
         with peer_threads(threads):
             for name, fn in engines.items():
-                timings[name] = measure(fn, repeat=repeat)
+                samples[name] = measure(fn, repeat=repeat).samples
     finally:
         pyengine.set_num_threads(previous)
-    ours = timings["pyengine"].median
-    row = {
-        "case": case.name,
-        "m": case.m,
-        "k": case.k,
-        "n": case.n,
-        "threads": threads,
-        "memory_bound": case.memory_bound,
-        "seconds": {name: t.samples for name, t in timings.items()},
-        "median_s": {name: t.median for name, t in timings.items()},
-        "spread": {name: t.spread for name, t in timings.items()},
-        "gflops": {name: case.flops / t.median * 1e-9 for name, t in timings.items()},
-        "speedup": {name: t.median / ours for name, t in timings.items() if name != "pyengine"},
-        "gflops_vs_peak": case.flops / ours * 1e-9 / limits.peak_gflops,
-    }
     if case.memory_bound:
-        gbs = case.weight_bytes / ours * 1e-9
-        row["weight_gbs"] = gbs
-        row["gbs_vs_bandwidth"] = gbs / limits.read_gbs
-    return row
+        return Result(
+            "kernels",
+            case.name,
+            threads,
+            "GB/s",
+            case.weight_bytes * 1e-9,
+            samples,
+            limits.read_gbs,
+            "bandwidth",
+        )
+    return Result(
+        "kernels",
+        case.name,
+        threads,
+        "GFLOP/s",
+        case.flops * 1e-9,
+        samples,
+        limits.peak_gflops,
+        "FMA peak",
+    )
+
+
+def run(
+    threads_list, limits, *, mode="standard", repeat=7, peers=("numpy", "torch"), progress=None
+) -> list[Result]:
+    results = []
+    for t in threads_list:
+        for case in default_cases(mode):
+            if progress:
+                progress(f"kernels: {case.name}, {t} thread(s)")
+            results.append(run_case(case, t, limits[t], repeat, peers))
+    return results

@@ -7,10 +7,41 @@ import contextlib
 import importlib.metadata
 import importlib.util
 
-INSTALL_HINTS = {
-    "numpy": "pip install numpy",
-    "torch": "pip install torch==2.13.0",
+# peer -> (the modules it needs, how to install them, the suites it takes part in)
+PEERS = {
+    "numpy": (("numpy",), "pip install numpy", ("kernels",)),
+    "torch": (
+        ("torch", "transformers", "sentence_transformers", "accelerate"),
+        'pip install "torch==2.13.0" transformers sentence-transformers accelerate',
+        ("kernels", "encoder", "decoder"),
+    ),
+    "onnxruntime": (
+        ("onnxruntime", "onnx", "onnxscript", "torch", "transformers"),
+        "pip install onnxruntime onnx onnxscript",
+        ("encoder",),
+    ),
+    "llama.cpp": (
+        ("llama_cpp",),
+        "pip install llama-cpp-python (compiles from source)",
+        ("decoder",),
+    ),
 }
+
+
+def peer_installed(name: str) -> bool:
+    return all(installed(m) for m in PEERS[name][0])
+
+
+def peer_versions() -> dict[str, str]:
+    dists = {
+        "numpy": "numpy",
+        "torch": "torch",
+        "transformers": "transformers",
+        "sentence-transformers": "sentence-transformers",
+        "onnxruntime": "onnxruntime",
+        "llama-cpp-python": "llama_cpp_python",
+    }
+    return {label: version(dist) for label, dist in dists.items()}
 
 
 def installed(name: str) -> bool:

@@ -1,0 +1,200 @@
+"""pyengine-bench: how fast pyengine is on this machine, how close to the machine's limits,
+and how it compares with the engines one would otherwise use, all measured in one run.
+
+    pyengine-bench                                  the default suites on the default models
+    pyengine-bench --quick                          a smoke run (under a minute)
+    pyengine-bench --suite decoder --threads 1,2 --json run.json --plot run.png --markdown
+    pyengine-bench --compare old.json new.json      change per workload, regressions flagged
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+SUITES = ("kernels", "encoder", "decoder")
+DEFAULT_MODELS = {"encoder": "all-minilm-l6-v2", "decoder": "smollm2-135m-instruct"}
+
+
+class Progress:
+    """One line per step on stderr, with the time since start: a long run never looks hung."""
+
+    def __init__(self, enabled: bool = True):
+        self.start = time.perf_counter()
+        self.enabled = enabled
+
+    def __call__(self, message: str) -> None:
+        if self.enabled:
+            print(
+                f"[{time.perf_counter() - self.start:6.1f}s] {message}", file=sys.stderr, flush=True
+            )
+
+
+def _parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="pyengine-bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--suite", default=",".join(SUITES), help="comma-separated: " + ",".join(SUITES))
+    p.add_argument(
+        "--models",
+        nargs="+",
+        metavar="NAME|PATH",
+        help="models for the encoder/decoder suites (short names, folders, .gguf)",
+    )
+    p.add_argument("--threads", help="comma-separated thread counts (default: all CPUs)")
+    p.add_argument(
+        "--peers",
+        help="comma-separated: numpy,torch,onnxruntime,llama.cpp (default: every installed one)",
+    )
+    p.add_argument("--quick", action="store_true", help="small workloads, a smoke run")
+    p.add_argument("--repeat", type=int, default=None, help="timed samples per workload")
+    p.add_argument("--json", help="write every raw sample here")
+    p.add_argument("--plot", help="write a PNG bar chart of the speedups here")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    p.add_argument("--compare", nargs=2, metavar=("OLD", "NEW"), help="compare two --json runs")
+    return p.parse_args(argv)
+
+
+def _load_results(path):
+    from pyengine.bench.results import Result
+
+    with open(path) as f:
+        return [Result.from_dict(d) for d in json.load(f)["results"]]
+
+
+def _models_by_suite(models, suites):
+    """Assigns --models to the encoder or decoder suite by what their config says."""
+    from pyengine.loaders import load_weights, resolve
+
+    chosen = {s: [DEFAULT_MODELS[s]] for s in ("encoder", "decoder") if s in suites}
+    if models:
+        chosen = {s: [] for s in chosen}
+        for m in models:
+            config = load_weights(resolve(m), with_tokenizer=False, check=False).config
+            suite = "encoder" if config.is_encoder else "decoder"
+            if suite in chosen:
+                chosen[suite].append(m)
+    return chosen
+
+
+def main(argv=None) -> int:
+    args = _parse_args(argv)
+    from pyengine.bench import report
+
+    if args.compare:
+        text, regressions = report.compare(
+            _load_results(args.compare[0]), _load_results(args.compare[1])
+        )
+        print(text)
+        print(f"{regressions} regression(s) beyond the measured noise")
+        return 1 if regressions else 0
+
+    import pyengine
+    from pyengine.bench import decoder_suite, encoder_suite, gemm_suite
+    from pyengine.bench.machine import describe_machine, measure_limits
+    from pyengine.bench.peers import PEERS, peer_installed, peer_versions
+
+    suites = [s.strip() for s in args.suite.split(",") if s.strip()]
+    unknown = [s for s in suites if s not in SUITES]
+    if unknown:
+        print(f"pyengine-bench: unknown suite(s) {unknown}; choose from {SUITES}", file=sys.stderr)
+        return 2
+    requested = args.peers.split(",") if args.peers else list(PEERS)
+    bad = [p for p in requested if p not in PEERS]
+    if bad:
+        print(f"pyengine-bench: unknown peer(s) {bad}; choose from {list(PEERS)}", file=sys.stderr)
+        return 2
+    peers = [p for p in requested if peer_installed(p)]
+    missing = [p for p in requested if p not in peers]
+    threads = (
+        [int(t) for t in args.threads.split(",")] if args.threads else [pyengine.get_num_threads()]
+    )
+    repeat = args.repeat or (3 if args.quick else 7)
+    progress = Progress()
+
+    machine = describe_machine()
+    versions = {"pyengine": pyengine.__version__, **peer_versions()}
+    progress("measuring the machine's limits")
+    limits = {
+        t: measure_limits(t, stream_bytes=(1 << 28) if args.quick else (1 << 30)) for t in threads
+    }
+    print(
+        f"# pyengine-bench on {machine['cpu']}: {machine['cpus']} CPUs, ISA level "
+        f"{machine['isa_level']} ({', '.join(f for f in machine['features'] if 'avx' in f)})"
+    )
+    for t, lim in limits.items():
+        print(
+            f"# {t} thread(s): measured FMA peak {lim.peak_gflops:.0f} GFLOP/s, read bandwidth "
+            f"{lim.read_gbs:.1f} GB/s"
+        )
+    print("# versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    for p in missing:
+        print(f"# peer {p}: not installed ({PEERS[p][1]})")
+
+    models = _models_by_suite(args.models, suites)
+    results = []
+    for suite in suites:
+        suite_peers = [p for p in peers if suite in PEERS[p][2]]
+        if suite == "kernels":
+            results += gemm_suite.run(
+                threads,
+                limits,
+                mode="quick" if args.quick else "standard",
+                repeat=repeat,
+                peers=suite_peers,
+                progress=progress,
+            )
+        elif suite == "encoder":
+            for m in models["encoder"]:
+                progress(f"encoder: loading {m}")
+                model = pyengine.load(m)
+                from pyengine.loaders import resolve
+
+                results += encoder_suite.run(
+                    model,
+                    resolve(m),
+                    threads,
+                    peers=suite_peers,
+                    quick=args.quick,
+                    repeat=repeat,
+                    progress=progress,
+                )
+        else:
+            for m in models["decoder"]:
+                progress(f"decoder: loading {m}")
+                results += decoder_suite.run(
+                    m,
+                    threads,
+                    limits,
+                    peers=suite_peers,
+                    quick=args.quick,
+                    repeat=repeat,
+                    progress=progress,
+                )
+    print()
+    print(report.table(results, markdown=args.markdown))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(
+                {
+                    "machine": machine,
+                    "versions": versions,
+                    "limits": {t: lim.as_dict() for t, lim in limits.items()},
+                    "results": [r.as_dict() for r in results],
+                },
+                f,
+                indent=1,
+            )
+        progress(f"wrote {args.json}")
+    if args.plot:
+        report.plot(results, args.plot)
+        progress(f"wrote {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
