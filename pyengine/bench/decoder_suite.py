@@ -196,6 +196,7 @@ def run(
     path = resolve(source)
     model = model or pyengine.load(path)
     prompt, new = (64, 16) if quick else (512, 128)
+    prompt = min(prompt, model.context_length - new)  # small test models have short contexts
     ids = prompt_ids(model.vocab_size, prompt)
     name = path.stem if path.is_file() else path.name
     hf = load_torch_peer(path) if "torch" in peers else None

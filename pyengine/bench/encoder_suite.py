@@ -33,7 +33,8 @@ def token_batch(batch: int, length: int, vocab: int, seed: int = 0) -> dict[str,
 
 def pyengine_embed(model, feats) -> np.ndarray:
     hidden = model.forward(feats["input_ids"], feats["attention_mask"], feats["token_type_ids"])
-    return l2_normalize(pool(hidden, feats["attention_mask"], model.pooling_modes))
+    pooled = pool(hidden, feats["attention_mask"], model.pooling_modes)
+    return l2_normalize(pooled) if model.normalize else pooled
 
 
 class TorchPeer:
@@ -61,9 +62,10 @@ class OnnxRuntimePeer:
 
     name = "onnxruntime"
 
-    def __init__(self, folder: Path, workdir: Path, threads: int):
+    def __init__(self, folder: Path, workdir: Path, threads: int, pooling_modes, normalize):
         import onnxruntime as ort
 
+        self.pooling_modes, self.normalize = pooling_modes, normalize
         path = workdir / "encoder.onnx"
         if not path.exists():
             export_onnx(folder, path)
@@ -75,7 +77,8 @@ class OnnxRuntimePeer:
 
     def embed(self, feats) -> np.ndarray:
         hidden = self.session.run(None, feats)[0]
-        return l2_normalize(pool(hidden, feats["attention_mask"], ("mean_tokens",)))
+        pooled = pool(hidden, feats["attention_mask"], self.pooling_modes)
+        return l2_normalize(pooled) if self.normalize else pooled
 
 
 def export_onnx(folder: Path, path: Path) -> None:
@@ -127,15 +130,18 @@ def run(
     import tempfile
 
     workdir = workdir or Path(tempfile.mkdtemp(prefix="pyengine-bench-"))
+    torch_peer = TorchPeer(folder) if "torch" in peers else None
     results = []
     for threads in threads_list:
         engines = {"pyengine": lambda f: pyengine_embed(model, f)}
         if "torch" in peers:
-            engines["torch"] = TorchPeer(folder).embed
+            engines["torch"] = torch_peer.embed
         if "onnxruntime" in peers:
             if progress:
                 progress("encoder: exporting to ONNX")
-            engines["onnxruntime"] = OnnxRuntimePeer(folder, workdir, threads).embed
+            engines["onnxruntime"] = OnnxRuntimePeer(
+                folder, workdir, threads, model.pooling_modes, model.normalize
+            ).embed
         for kind, batch, length in QUICK_WORKLOADS if quick else WORKLOADS:
             label = f"{model.config.architecture} {kind} {batch}x{length}"
             if progress:

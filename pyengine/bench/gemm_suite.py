@@ -44,22 +44,25 @@ class GemmCase:
         return self.m <= 4
 
 
-def default_cases(quick: bool = False) -> list[GemmCase]:
-    squares = SQUARE_SIZES[:3] if quick else SQUARE_SIZES
-    rows = (1, 16, 512) if quick else MODEL_ROWS
-    shapes = MODEL_SHAPES[:2] if quick else MODEL_SHAPES
-    cases = [GemmCase(f"square {s}", s, s, s) for s in squares]
-    cases += [GemmCase(f"{k}->{n} M={m}", m, k, n) for k, n in shapes for m in rows]
-    if not quick:
-        cases.append(
-            GemmCase(
-                f"gemv {STREAM_SHAPE[0]}x{STREAM_SHAPE[1]} (1 GiB)",
-                1,
-                STREAM_SHAPE[1],
-                STREAM_SHAPE[0],
-            )
-        )
-    return cases
+def default_cases(mode: str = "full") -> list[GemmCase]:
+    """ "full": bench/gemm.py's sweep; "standard": the runner's few model shapes and the
+    streaming GEMV; "quick": a smoke run of two small cases."""
+    if mode == "quick":
+        return [GemmCase(f"576->1536 M={m}", m, 576, 1536) for m in (1, 64)]
+    name = f"gemv {STREAM_SHAPE[0]}x{STREAM_SHAPE[1]} (1 GiB)"
+    stream = GemmCase(name, 1, STREAM_SHAPE[1], STREAM_SHAPE[0])
+    if mode == "standard":
+        shapes = [
+            (576, 1536, 1),
+            (576, 1536, 512),
+            (2048, 5632, 1),
+            (2048, 5632, 64),
+            (1024, 1024, 1024),
+        ]
+        return [GemmCase(f"{k}->{n} M={m}", m, k, n) for k, n, m in shapes] + [stream]
+    cases = [GemmCase(f"square {s}", s, s, s) for s in SQUARE_SIZES]
+    cases += [GemmCase(f"{k}->{n} M={m}", m, k, n) for k, n in MODEL_SHAPES for m in MODEL_ROWS]
+    return cases + [stream]
 
 
 def _engines(case: GemmCase, rng: np.random.Generator):
