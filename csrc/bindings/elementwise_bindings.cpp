@@ -80,12 +80,12 @@ std::string index_str(const char* name, const py::array& a, int64_t i) {
   return s + "]";
 }
 
-// Raises ValueError naming the first index outside [0, limit), its place and `what` limits it.
-void require_indices_in_range(const py::array& ids, const char* name, int64_t limit,
-                              const std::string& limit_desc) {
+// Raises ValueError naming the first entry of `ids` outside [0, limit) (a "token id", a
+// "position"), where it is, and what sets the limit.
+void require_indices_in_range(const py::array& ids, const char* name, const char* noun,
+                              int64_t limit, const std::string& limit_desc) {
   const int64_t n = ids.size();
-  int64_t bad;
-  int64_t value = 0;
+  int64_t bad, value = 0;
   if (ids.itemsize() == 4) {
     const auto* p = static_cast<const int32_t*>(ids.data());
     bad = ops::first_index_out_of_range(p, n, limit);
@@ -96,9 +96,8 @@ void require_indices_in_range(const py::array& ids, const char* name, int64_t li
     if (bad >= 0) value = p[bad];
   }
   if (bad >= 0) {
-    throw py::value_error(std::string(name == std::string("ids") ? "id " : "position ") +
-                          std::to_string(value) + " at " + index_str(name, ids, bad) +
-                          " is out of range: " + limit_desc);
+    throw py::value_error(std::string(noun) + " " + std::to_string(value) + " at " +
+                          index_str(name, ids, bad) + " is out of range: " + limit_desc);
   }
 }
 
@@ -240,7 +239,7 @@ py::array embedding(const py::object& table_obj, const py::object& ids_obj,
   py::array ids = require_index_array(ids_obj, "ids");
   require_c_contiguous(ids, "ids");
   const int64_t vocab = table.shape(0), dim = table.shape(1);
-  require_indices_in_range(ids, "ids", vocab, "vocab size is " + std::to_string(vocab));
+  require_indices_in_range(ids, "ids", "id", vocab, "vocab size is " + std::to_string(vocab));
   Shape out_shape = shape_of(ids);
   out_shape.push_back(py::ssize_t(dim));
   py::array out = f32_output(out_obj, out_shape);
@@ -293,7 +292,7 @@ void rope(const py::object& x_obj, const py::object& positions_obj, const py::ob
   require_no_overlap(x, "x", sin, "sin");
   require_no_overlap(x, "x", positions, "positions");
   require_indices_in_range(
-      positions, "positions", max_pos,
+      positions, "positions", "position", max_pos,
       "the cos/sin tables have " + std::to_string(max_pos) + " rows (max_pos)");
   const auto level = isa_level_arg(isa);
   const int64_t tokens = positions.size();

@@ -7,8 +7,8 @@ namespace pyengine::kernels::avx2 {
 
 const F32SoftmaxKernels& f32_softmax_kernels() {
   static const F32SoftmaxKernels kernels = {
-      "f32_softmax__avx2",
-      &f32_softmax<VecF32>,
+      .name = "f32_softmax__avx2",
+      .softmax = &f32_softmax<VecF32>,
   };
   return kernels;
 }

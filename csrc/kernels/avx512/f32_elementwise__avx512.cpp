@@ -7,8 +7,11 @@ namespace pyengine::kernels::avx512 {
 
 const F32ElementwiseKernels& f32_elementwise_kernels() {
   static const F32ElementwiseKernels kernels = {
-      "f32_elementwise__avx512", &f32_add<VecF32>,    &f32_gelu_tanh<VecF32>,
-      &f32_gelu_erf<VecF32>,     &f32_swiglu<VecF32>,
+      .name = "f32_elementwise__avx512",
+      .add = &f32_add<VecF32>,
+      .gelu_tanh = &f32_gelu_tanh<VecF32>,
+      .gelu_erf = &f32_gelu_erf<VecF32>,
+      .swiglu = &f32_swiglu<VecF32>,
   };
   return kernels;
 }

@@ -7,9 +7,9 @@ namespace pyengine::kernels::avx512 {
 
 const F32RopeKernels& f32_rope_kernels() {
   static const F32RopeKernels kernels = {
-      "f32_rope__avx512",
-      &f32_rope_rotate_half<VecF32>,
-      &f32_rope_interleaved<VecF32>,
+      .name = "f32_rope__avx512",
+      .rotate_half = &f32_rope_rotate_half<VecF32>,
+      .interleaved = &f32_rope_interleaved<VecF32>,
   };
   return kernels;
 }

@@ -7,9 +7,9 @@ namespace pyengine::kernels::generic {
 
 const F32NormKernels& f32_norm_kernels() {
   static const F32NormKernels kernels = {
-      "f32_norm__generic",
-      &f32_rms_norm<VecF32>,
-      &f32_layer_norm<VecF32>,
+      .name = "f32_norm__generic",
+      .rms_norm = &f32_rms_norm<VecF32>,
+      .layer_norm = &f32_layer_norm<VecF32>,
   };
   return kernels;
 }

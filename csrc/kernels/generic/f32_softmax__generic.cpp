@@ -7,8 +7,8 @@ namespace pyengine::kernels::generic {
 
 const F32SoftmaxKernels& f32_softmax_kernels() {
   static const F32SoftmaxKernels kernels = {
-      "f32_softmax__generic",
-      &f32_softmax<VecF32>,
+      .name = "f32_softmax__generic",
+      .softmax = &f32_softmax<VecF32>,
   };
   return kernels;
 }
