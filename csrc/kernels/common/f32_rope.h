@@ -1,7 +1,6 @@
 // Rotary position embedding, written once against a vector-traits type V and compiled per ISA
 // level (kernels/<isa>/f32_rope__<isa>.cpp). Contract: kernels/f32_rope_kernels.h.
 #pragma once
-#include <algorithm>
 #include <cstddef>
 
 #include "kernels/f32_rope_kernels.h"
@@ -52,7 +51,7 @@ static void f32_rope_interleaved(size_t n_heads, size_t head_dim, size_t half, c
   alignas(64) float c2[2 * kChunkPairs];
   alignas(64) float s2[2 * kChunkPairs];
   for (size_t k0 = 0; k0 < half; k0 += kChunkPairs) {
-    const size_t pairs = std::min(kChunkPairs, half - k0);
+    const size_t pairs = half - k0 < kChunkPairs ? half - k0 : kChunkPairs;
     for (size_t k = 0; k < pairs; ++k) {
       c2[2 * k] = c2[2 * k + 1] = cos[k0 + k];
       s2[2 * k] = -sin[k0 + k];
