@@ -6,10 +6,47 @@ torch.nn.Linear's layout) once, at construction; ``lin(x, out=None, residual=Non
 
 ``matmul(a, b, *, isa=None)`` is a general float32 ``a @ b`` for 2-D and batched 3-D operands.
 
-Both validate their arguments and raise TypeError (dtype) or ValueError (shape, layout) naming
-the argument; both release the GIL while they compute.
+The row-wise and elementwise ops of a transformer layer, all float32:
+
+- ``rms_norm(x, weight, eps, *, out=None, isa=None)`` and
+  ``layer_norm(x, weight, bias, eps, *, out=None, isa=None)`` along the last axis;
+- ``softmax(x, *, out=None, isa=None)`` along the last axis;
+- ``add(a, b, *, out=None, isa=None)`` (same shapes);
+- ``gelu(x, *, approximate="tanh", out=None, isa=None)`` ("tanh" or "none" = exact erf);
+- ``swiglu(gate_up, *, out=None, isa=None)``: silu(gate) * up from ``[..., 2 * I]``;
+- ``embedding(table, ids, *, out=None)``: ``table[ids]``;
+- ``rope(x, positions, cos, sin, *, interleaved=False, isa=None)``: rotary embedding in place.
+
+``out`` (optional) receives the result without allocation; where documented it may be an input
+itself (in place). ``isa`` forces an ISA level ("generic", "avx2", "avx512"). Row-wise results do
+not depend on the thread count.
+
+All validate their arguments and raise TypeError (dtype) or ValueError (shape, layout, range)
+naming the argument; all release the GIL while they compute.
 """
 
-from pyengine._C import Linear, matmul
+from pyengine._C import (
+    Linear,
+    add,
+    embedding,
+    gelu,
+    layer_norm,
+    matmul,
+    rms_norm,
+    rope,
+    softmax,
+    swiglu,
+)
 
-__all__ = ["Linear", "matmul"]
+__all__ = [
+    "Linear",
+    "add",
+    "embedding",
+    "gelu",
+    "layer_norm",
+    "matmul",
+    "rms_norm",
+    "rope",
+    "softmax",
+    "swiglu",
+]

@@ -7,6 +7,7 @@ import mmap
 
 import numpy as np
 
+import pyengine
 from pyengine import _C
 
 ISA_LEVELS = _C.supported_isa_levels()
@@ -88,3 +89,66 @@ def with_canary(shape, pad: int = 67) -> tuple[np.ndarray, np.ndarray]:
 def assert_canary_intact(backing: np.ndarray, n: int, pad: int = 67):
     assert (backing[:pad] == CANARY).all(), "write before the start of the output"
     assert (backing[pad + n :] == CANARY).all(), "write past the end of the output"
+
+
+# ------------------------------------------------------------------------------------------------
+# Elementwise and reduction ops (norms, softmax, activations, RoPE): the one tolerance rule.
+# ------------------------------------------------------------------------------------------------
+
+# The vector/reduced dimension every op test sweeps: the awkward sizes, 1000, and real model widths
+# (all-MiniLM-L6-v2 384, SmolLM2-135M 576 and 1536, Llama-7B 4096).
+OP_WIDTHS = AWKWARD_SIZES + (1000, 384, 576, 1536, 4096)
+
+OP_ULPS = 8
+FP32_TINY = float(np.finfo(np.float32).tiny)
+
+
+def op_bound(ref: np.ndarray, n: int = 1, scale=0.0) -> np.ndarray:
+    """The error bound of every elementwise and row-reduction op test, from error analysis:
+
+        |got - ref| <= OP_ULPS * eps * n * (|ref| + scale) + FP32_TINY
+
+    ref: the float64 reference computed from the same fp32 inputs (the spec).
+    n: the length of the reduction each output depends on (1 for elementwise ops). A fp32 sum of
+       n terms, in any order, is off by at most (n - 1) * (eps / 2) * sum(|terms|).
+    scale: the magnitude of intermediate terms that cancel in the result, where the op's error
+       analysis has them (e.g. gelu's 0.5 x (1 + tanh(.)) cancels for x < 0: scale = |x|);
+       0 when the result is a product/quotient of positive factors and the relative bound holds.
+    OP_ULPS = 8: a handful of roundings plus one transcendental function (<= 1.3 ulp each, see
+       csrc/kernels/common/f32_math.h); one ulp is at most eps * |value|.
+    FP32_TINY: below the smallest normal fp32 (1.2e-38) relative error means nothing; results
+       there may flush to zero.
+    Where the kernel's result is correctly rounded (add) or a copy (embedding), tests compare
+    exactly instead.
+    """
+    ref = np.asarray(ref, np.float64)
+    return OP_ULPS * EPS32 * max(n, 1) * (np.abs(ref) + scale) + FP32_TINY
+
+
+def assert_op_close(got: np.ndarray, ref: np.ndarray, n: int = 1, scale=0.0, what: str = ""):
+    """got (fp32) against the float64 reference within op_bound(ref, n, scale)."""
+    got64 = np.asarray(got, np.float64)
+    ref = np.asarray(ref, np.float64)
+    assert got64.shape == ref.shape, f"{what}: shape {got64.shape}, want {ref.shape}"
+    bound = np.broadcast_to(op_bound(ref, n, scale), ref.shape)
+    ok = (np.abs(got64 - ref) <= bound) | (got64 == ref) | (np.isnan(got64) & np.isnan(ref))
+    if not ok.all():
+        idx = tuple(int(i[0]) for i in np.nonzero(~ok))
+        raise AssertionError(
+            f"{what}: {int((~ok).sum())} elements beyond the error bound; first at {idx}: "
+            f"got {got64[idx]!r}, want {ref[idx]!r} (bound {bound[idx]:.3g})"
+        )
+
+
+def assert_same_for_any_thread_count(fn):
+    """fn() gives the same bits at 1, 2 and 3 threads (rows are never split across threads)."""
+    previous = pyengine.get_num_threads()
+    try:
+        results = []
+        for t in (1, 2, 3):
+            pyengine.set_num_threads(t)
+            results.append(np.array(fn(), copy=True))
+    finally:
+        pyengine.set_num_threads(previous)
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_array_equal(results[0], results[2])

@@ -52,6 +52,27 @@ void require_ndim(const py::array& a, const char* name, int min_ndim, int max_nd
   }
 }
 
+void require_min_ndim(const py::array& a, const char* name, int min_ndim) {
+  if (a.ndim() < min_ndim) {
+    throw py::value_error(std::string(name) + " must be at least " + std::to_string(min_ndim) +
+                          "-D, got shape " + shape_str(a));
+  }
+}
+
+py::array require_index_array(const py::handle& obj, const char* name) {
+  if (!py::isinstance<py::array>(obj)) {
+    throw py::type_error(std::string(name) + " must be a numpy.ndarray of int32 or int64, got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  }
+  py::array a = py::reinterpret_borrow<py::array>(obj);
+  // By kind and size: int64 has two numpy type codes ('l', 'q') on LP64 platforms.
+  if (a.dtype().kind() != 'i' || (a.itemsize() != 4 && a.itemsize() != 8)) {
+    throw py::type_error(std::string(name) + " must have dtype int32 or int64, got " +
+                         std::string(py::str(a.dtype())));
+  }
+  return a;
+}
+
 void require_shape(const py::array& a, const char* name, const std::vector<py::ssize_t>& shape) {
   const bool same =
       a.ndim() == py::ssize_t(shape.size()) && std::equal(shape.begin(), shape.end(), a.shape());

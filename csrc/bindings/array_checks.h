@@ -18,6 +18,9 @@ py::array require_f32_array(const py::handle& obj, const char* name);
 void require_c_contiguous(const py::array& a, const char* name);
 void require_writeable(const py::array& a, const char* name);
 void require_ndim(const py::array& a, const char* name, int min_ndim, int max_ndim);
+void require_min_ndim(const py::array& a, const char* name, int min_ndim);
+// `obj` must be a numpy.ndarray of int32 or int64 (token ids, positions); no conversion.
+py::array require_index_array(const py::handle& obj, const char* name);
 void require_shape(const py::array& a, const char* name, const std::vector<py::ssize_t>& shape);
 // Raises ValueError when the byte ranges of a and b overlap (unless allow_identical and they
 // start at the same address with the same shape).

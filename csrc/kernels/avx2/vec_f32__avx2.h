@@ -7,18 +7,36 @@ namespace pyengine::kernels::avx2 {
 
 struct VecF32 {
   using Reg = __m256;
+  using Mask = __m256;  // all-ones lanes where true
   static constexpr int kWidth = 8;
 
   static inline Reg zero() { return _mm256_setzero_ps(); }
   static inline Reg load(const float* p) { return _mm256_loadu_ps(p); }
   static inline Reg broadcast(float x) { return _mm256_set1_ps(x); }
   static inline Reg fmadd(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
+  // c - a * b, one rounding.
+  static inline Reg fnmadd(Reg a, Reg b, Reg c) { return _mm256_fnmadd_ps(a, b, c); }
   static inline Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
   static inline Reg sub(Reg a, Reg b) { return _mm256_sub_ps(a, b); }
   static inline Reg mul(Reg a, Reg b) { return _mm256_mul_ps(a, b); }
   static inline Reg div(Reg a, Reg b) { return _mm256_div_ps(a, b); }
   static inline Reg max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
   static inline Reg min(Reg a, Reg b) { return _mm256_min_ps(a, b); }
+  static inline Reg abs(Reg x) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x); }
+  static inline Reg neg(Reg x) { return _mm256_xor_ps(_mm256_set1_ps(-0.0f), x); }
+  // |mag| with the sign bit of sign.
+  static inline Reg copysign(Reg mag, Reg sign) {
+    const __m256 s = _mm256_set1_ps(-0.0f);
+    return _mm256_or_ps(_mm256_andnot_ps(s, mag), _mm256_and_ps(s, sign));
+  }
+  static inline Mask lt(Reg a, Reg b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+  // Lanes [0, n) true, the rest false; 0 <= n <= kWidth.
+  static inline Mask first_n(int n) { return _mm256_castsi256_ps(first_lanes(n)); }
+  static inline Reg select(Mask m, Reg if_true, Reg if_false) {
+    return _mm256_blendv_ps(if_false, if_true, m);
+  }
+  // Lanes (1, 0, 3, 2, ...): swaps each even lane with the odd lane after it.
+  static inline Reg swap_pairs(Reg x) { return _mm256_permute_ps(x, _MM_SHUFFLE(2, 3, 0, 1)); }
   // Round to nearest integer (ties to even), as float.
   static inline Reg round(Reg x) {
     return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);

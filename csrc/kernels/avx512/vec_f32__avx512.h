@@ -1,24 +1,52 @@
 // 16-lane fp32 vector traits for the AVX-512 (F/BW/VL/DQ) level.
 // Only included by translation units under kernels/avx512/, compiled with AVX-512 flags.
 #pragma once
+// GCC 12 warns about the _mm512_undefined_ps() inside its own AVX-512 intrinsics once they are
+// inlined deep enough (GCC bug 105593, fixed in GCC 13). The diagnostic is located in the
+// intrinsics header, so silencing it while that header is read silences only this false alarm.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 namespace pyengine::kernels::avx512 {
 
 struct VecF32 {
   using Reg = __m512;
+  using Mask = __mmask16;  // bit i set where lane i is true
   static constexpr int kWidth = 16;
 
   static inline Reg zero() { return _mm512_setzero_ps(); }
   static inline Reg load(const float* p) { return _mm512_loadu_ps(p); }
   static inline Reg broadcast(float x) { return _mm512_set1_ps(x); }
   static inline Reg fmadd(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
+  // c - a * b, one rounding.
+  static inline Reg fnmadd(Reg a, Reg b, Reg c) { return _mm512_fnmadd_ps(a, b, c); }
   static inline Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
   static inline Reg sub(Reg a, Reg b) { return _mm512_sub_ps(a, b); }
   static inline Reg mul(Reg a, Reg b) { return _mm512_mul_ps(a, b); }
   static inline Reg div(Reg a, Reg b) { return _mm512_div_ps(a, b); }
   static inline Reg max(Reg a, Reg b) { return _mm512_max_ps(a, b); }
   static inline Reg min(Reg a, Reg b) { return _mm512_min_ps(a, b); }
+  static inline Reg abs(Reg x) { return _mm512_andnot_ps(_mm512_set1_ps(-0.0f), x); }
+  static inline Reg neg(Reg x) { return _mm512_xor_ps(_mm512_set1_ps(-0.0f), x); }
+  // |mag| with the sign bit of sign.
+  static inline Reg copysign(Reg mag, Reg sign) {
+    const __m512 s = _mm512_set1_ps(-0.0f);
+    return _mm512_or_ps(_mm512_andnot_ps(s, mag), _mm512_and_ps(s, sign));
+  }
+  static inline Mask lt(Reg a, Reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+  // Lanes [0, n) true, the rest false; 0 <= n <= kWidth.
+  static inline Mask first_n(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
+  static inline Reg select(Mask m, Reg if_true, Reg if_false) {
+    return _mm512_mask_blend_ps(m, if_false, if_true);
+  }
+  // Lanes (1, 0, 3, 2, ...): swaps each even lane with the odd lane after it.
+  static inline Reg swap_pairs(Reg x) { return _mm512_permute_ps(x, _MM_SHUFFLE(2, 3, 0, 1)); }
   // Round to nearest integer (ties to even), as float.
   static inline Reg round(Reg x) {
     return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);

@@ -7,6 +7,7 @@ namespace pyengine::kernels::generic {
 
 struct VecF32 {
   using Reg = __m128;
+  using Mask = __m128;  // all-ones lanes where true
   static constexpr int kWidth = 4;
 
   static inline Reg zero() { return _mm_setzero_ps(); }
@@ -14,12 +15,31 @@ struct VecF32 {
   static inline Reg broadcast(float x) { return _mm_set1_ps(x); }
   // No FMA at this level: a separately rounded multiply and add.
   static inline Reg fmadd(Reg a, Reg b, Reg c) { return _mm_add_ps(_mm_mul_ps(a, b), c); }
+  // c - a * b, likewise unfused.
+  static inline Reg fnmadd(Reg a, Reg b, Reg c) { return _mm_sub_ps(c, _mm_mul_ps(a, b)); }
   static inline Reg add(Reg a, Reg b) { return _mm_add_ps(a, b); }
   static inline Reg sub(Reg a, Reg b) { return _mm_sub_ps(a, b); }
   static inline Reg mul(Reg a, Reg b) { return _mm_mul_ps(a, b); }
   static inline Reg div(Reg a, Reg b) { return _mm_div_ps(a, b); }
   static inline Reg max(Reg a, Reg b) { return _mm_max_ps(a, b); }
   static inline Reg min(Reg a, Reg b) { return _mm_min_ps(a, b); }
+  static inline Reg abs(Reg x) { return _mm_andnot_ps(_mm_set1_ps(-0.0f), x); }
+  static inline Reg neg(Reg x) { return _mm_xor_ps(_mm_set1_ps(-0.0f), x); }
+  // |mag| with the sign bit of sign.
+  static inline Reg copysign(Reg mag, Reg sign) {
+    const __m128 s = _mm_set1_ps(-0.0f);
+    return _mm_or_ps(_mm_andnot_ps(s, mag), _mm_and_ps(s, sign));
+  }
+  static inline Mask lt(Reg a, Reg b) { return _mm_cmplt_ps(a, b); }
+  // Lanes [0, n) true, the rest false; 0 <= n <= kWidth.
+  static inline Mask first_n(int n) {
+    return _mm_castsi128_ps(_mm_cmplt_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32(n)));
+  }
+  static inline Reg select(Mask m, Reg if_true, Reg if_false) {
+    return _mm_or_ps(_mm_and_ps(m, if_true), _mm_andnot_ps(m, if_false));
+  }
+  // Lanes (1, 0, 3, 2): swaps each even lane with the odd lane after it.
+  static inline Reg swap_pairs(Reg x) { return _mm_shuffle_ps(x, x, _MM_SHUFFLE(2, 3, 0, 1)); }
   // Round to nearest integer (ties to even, the default MXCSR mode), as float; |x| < 2^31.
   static inline Reg round(Reg x) { return _mm_cvtepi32_ps(_mm_cvtps_epi32(x)); }
   // 2^n for integer-valued n in [-126, 127].

@@ -1,0 +1,23 @@
+// Portable drivers of the elementwise ops (kernels/f32_elementwise_kernels.h): the ISA level's
+// table, and the array split across the thread pool when the job is large enough.
+#pragma once
+#include <cstdint>
+
+#include "cpu/isa_level.h"
+#include "kernels/f32_elementwise_kernels.h"
+
+namespace pyengine::ops {
+
+const kernels::F32ElementwiseKernels& f32_elementwise_kernels(cpu::IsaLevel level);
+
+enum class GeluApproximation { kTanh, kNone };
+
+// y = a + b over n floats; y may equal a or b.
+void f32_add(cpu::IsaLevel level, int64_t n, const float* a, const float* b, float* y);
+// y = gelu(x) over n floats (kTanh: the tanh approximation, kNone: exact, with erf); y may equal x.
+void f32_gelu(cpu::IsaLevel level, GeluApproximation approximate, int64_t n, const float* x,
+              float* y);
+// gate_up [rows, 2 * inter] -> y [rows, inter] = silu(gate) * up; y may not overlap gate_up.
+void f32_swiglu(cpu::IsaLevel level, int64_t rows, int64_t inter, const float* gate_up, float* y);
+
+}  // namespace pyengine::ops

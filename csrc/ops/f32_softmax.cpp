@@ -1,0 +1,27 @@
+#include "ops/f32_softmax.h"
+
+#include "ops/parallel_rows.h"
+
+namespace pyengine::ops {
+
+const kernels::F32SoftmaxKernels& f32_softmax_kernels(cpu::IsaLevel level) {
+  switch (level) {
+    case cpu::IsaLevel::kAvx512:
+      return kernels::avx512::f32_softmax_kernels();
+    case cpu::IsaLevel::kAvx2:
+      return kernels::avx2::f32_softmax_kernels();
+    case cpu::IsaLevel::kGeneric:
+      break;
+  }
+  return kernels::generic::f32_softmax_kernels();
+}
+
+void f32_softmax(cpu::IsaLevel level, int64_t rows, int64_t n, const float* x, float* y) {
+  if (n <= 0) return;
+  const auto& kt = f32_softmax_kernels(level);
+  parallel_rows(rows, n, [&](int64_t r0, int64_t r1) {
+    kt.softmax(size_t(r1 - r0), size_t(n), x + r0 * n, y + r0 * n);
+  });
+}
+
+}  // namespace pyengine::ops
