@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bindings/array_checks.h"
+#include "bindings/kernel_clock.h"
 #include "bindings/register.h"
 #include "ops/f32_elementwise.h"
 #include "ops/f32_embedding.h"
@@ -115,7 +116,7 @@ py::array rms_norm(const py::object& x_obj, const py::object& weight_obj, double
   const float *xp = f32_data(x), *wp = f32_data(weight);
   float* yp = f32_mutable_data(out);
   {
-    py::gil_scoped_release release;
+    KernelScope scope;
     ops::f32_rms_norm(level, rows, n, xp, wp, e, yp);
   }
   return out;
@@ -140,7 +141,7 @@ py::array layer_norm(const py::object& x_obj, const py::object& weight_obj,
   const float* bp = bias ? f32_data(*bias) : nullptr;
   float* yp = f32_mutable_data(out);
   {
-    py::gil_scoped_release release;
+    KernelScope scope;
     ops::f32_layer_norm(level, rows, n, xp, wp, bp, e, yp);
   }
   return out;
@@ -155,7 +156,7 @@ py::array softmax(const py::object& x_obj, const py::object& out_obj, const py::
   const float* xp = f32_data(x);
   float* yp = f32_mutable_data(out);
   {
-    py::gil_scoped_release release;
+    KernelScope scope;
     ops::f32_softmax(level, rows, n, xp, yp);
   }
   return out;
@@ -178,7 +179,7 @@ py::array add(const py::object& a_obj, const py::object& b_obj, const py::object
   float* yp = f32_mutable_data(out);
   const int64_t n = a.size();
   {
-    py::gil_scoped_release release;
+    KernelScope scope;
     ops::f32_add(level, n, ap, bp, yp);
   }
   return out;
@@ -203,7 +204,7 @@ py::array gelu(const py::object& x_obj, const std::string& approximate, const py
   float* yp = f32_mutable_data(out);
   const int64_t n = x.size();
   {
-    py::gil_scoped_release release;
+    KernelScope scope;
     ops::f32_gelu(level, approx, n, xp, yp);
   }
   return out;
@@ -225,7 +226,7 @@ py::array swiglu(const py::object& gate_up_obj, const py::object& out_obj, const
   const float* gp = f32_data(gate_up);
   float* yp = f32_mutable_data(out);
   {
-    py::gil_scoped_release release;
+    KernelScope scope;
     ops::f32_swiglu(level, rows, width / 2, gp, yp);
   }
   return out;
@@ -251,7 +252,7 @@ py::array embedding(const py::object& table_obj, const py::object& ids_obj,
   const int64_t n = ids.size();
   const bool i32 = ids.itemsize() == 4;
   {
-    py::gil_scoped_release release;
+    KernelScope scope;
     if (i32) {
       ops::f32_embedding(n, static_cast<const int32_t*>(idp), tp, dim, yp);
     } else {
@@ -301,7 +302,7 @@ void rope(const py::object& x_obj, const py::object& positions_obj, const py::ob
   const void* pp = positions.data();
   const bool i32 = positions.itemsize() == 4;
   {
-    py::gil_scoped_release release;
+    KernelScope scope;
     if (i32) {
       ops::f32_rope(level, interleaved, tokens, n_heads, head_dim, static_cast<const int32_t*>(pp),
                     cp, sp, half, xp);
