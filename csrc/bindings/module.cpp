@@ -16,4 +16,5 @@ PYBIND11_MODULE(_C, m) {
   }
   pyengine::bindings::register_cpu(m);
   pyengine::bindings::register_linear(m);
+  pyengine::bindings::register_attention(m);
 }
