@@ -17,6 +17,18 @@ The row-wise and elementwise ops of a transformer layer, all float32:
 - ``embedding(table, ids, *, out=None)``: ``table[ids]``;
 - ``rope(x, positions, cos, sin, *, interleaved=False, isa=None)``: rotary embedding in place.
 
+Attention over a KV cache:
+
+- ``kv_cache_write(k, v, k_cache, v_cache, start_pos)`` stores new keys/values
+  ([batch, q_len, n_kv_heads, head_dim]) at positions ``start_pos ...`` of a KV cache
+  ([batch, n_kv_heads, max_ctx, head_dim], positions contiguous per head);
+- ``attention(q, k_cache, v_cache, *, start_pos, key_begin=None, key_end=None, causal=True,
+  scale=None, out=None, isa=None)``: softmax(q k^T * scale + mask) v for queries
+  [batch, q_len, n_heads, head_dim] at positions ``start_pos + t``, with GQA/MQA (query head h
+  uses KV head h // (n_heads // n_kv_heads)). Query t of row b sees keys
+  ``key_begin[b] <= j < key_end[b]`` and, when causal, ``j <= start_pos + t``; one that sees no
+  key gets zeros.
+
 ``out`` (optional) receives the result without allocation; where documented it may be an input
 itself (in place). ``isa`` forces an ISA level ("generic", "avx2", "avx512"). Row-wise results do
 not depend on the thread count.
@@ -28,8 +40,10 @@ naming the argument; all release the GIL while they compute.
 from pyengine._C import (
     Linear,
     add,
+    attention,
     embedding,
     gelu,
+    kv_cache_write,
     layer_norm,
     matmul,
     rms_norm,
@@ -41,8 +55,10 @@ from pyengine._C import (
 __all__ = [
     "Linear",
     "add",
+    "attention",
     "embedding",
     "gelu",
+    "kv_cache_write",
     "layer_norm",
     "matmul",
     "rms_norm",

@@ -152,3 +152,85 @@ def assert_same_for_any_thread_count(fn):
         pyengine.set_num_threads(previous)
     np.testing.assert_array_equal(results[0], results[1])
     np.testing.assert_array_equal(results[0], results[2])
+
+
+# ---------------------------------------------------------------------------------------------
+# Attention: the reference (the spec) and its one tolerance rule.
+
+
+def attention_visible(
+    q_len: int, max_ctx: int, start_pos: int, key_begin, key_end, causal: bool
+) -> np.ndarray:
+    """[batch, q_len, max_ctx] bool: query t of batch row b sees key j when
+    key_begin[b] <= j < key_end[b] and, if causal, j <= start_pos + t."""
+    j = np.arange(max_ctx)
+    kb = np.asarray(key_begin, np.int64)[:, None, None]
+    ke = np.asarray(key_end, np.int64)[:, None, None]
+    visible = (j >= kb) & (j < ke)
+    if causal:
+        visible = visible & (j <= start_pos + np.arange(q_len)[:, None])
+    return np.broadcast_to(visible, (len(kb), q_len, max_ctx))
+
+
+def attention_reference(
+    q: np.ndarray,
+    k_cache: np.ndarray,
+    v_cache: np.ndarray,
+    *,
+    start_pos: int,
+    key_begin=None,
+    key_end=None,
+    causal: bool = True,
+    scale: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """softmax(q k^T * scale + mask) v in float64, and the elementwise error bound of fp32.
+
+    q [batch, q_len, n_heads, D]; caches [batch, n_kv_heads, max_ctx, D]; query head h uses KV
+    head h // (n_heads // n_kv_heads); masks as in attention_visible; a query that sees no key
+    gives zeros (bound 0: must be exact).
+
+    Error analysis, for one query with n visible keys, s_j = scale * q.k_j, m = max_j s_j, the
+    weights w_j = softmax(s)_j, o = sum_j w_j v_j, u = eps / 2:
+    - a score is a length-D dot product and one scaling: |ds_j| <= (D + 1) u a_j, with
+      a_j = scale * sum_d |q_d k_jd|;
+    - a probability exp(s_j - m) has the relative error ds_j, plus u |s_j - m| for its
+      subtraction, plus up to 2 u |s_j - m| from the running max's rescales and the merge of
+      partial results (their steps add up to at most m - s_j), plus 2 eps (f32_exp's 2 ulp) for
+      each exp on its way: its own and at most n rescales or merges. Relative errors e_j of the
+      weights move o by sum_j w_j e_j (v_j - o); a factor common to all weights cancels;
+    - the fp32 sums sum_j p_j v_j and sum_j p_j, with at most n rescale roundings: 2 n u
+      sum_j w_j |v_j| and 2 n u |o|; the final division: u |o|.
+    With V1 = sum_j w_j |v_j| >= |o| and sum_j w_j |v_j - o| <= 2 V1 this gives
+        |err| <= u sum_j w_j |v_j - o| ((D + 1) a_j + 3 |s_j - m|) + (6 n + 5) eps V1.
+    We allow twice that, with |v_j - o| <= |v_j| + |o|. This is the only tolerance used for
+    attention tests.
+    """
+    batch, q_len, n_heads, d = q.shape
+    n_kv, max_ctx = k_cache.shape[1], k_cache.shape[2]
+    group = n_heads // n_kv
+    scale = 1.0 / np.sqrt(d) if scale is None else scale
+    key_begin = np.zeros(batch, np.int64) if key_begin is None else key_begin
+    key_end = np.full(batch, start_pos + q_len, np.int64) if key_end is None else key_end
+    visible = attention_visible(q_len, max_ctx, start_pos, key_begin, key_end, causal)
+    ref = np.zeros(q.shape)
+    bound = np.zeros(q.shape)
+    for b in range(batch):
+        seen = visible[b]  # [q_len, max_ctx]
+        n = seen.sum(axis=1, keepdims=True)
+        for h in range(n_heads):
+            qh = q[b, :, h].astype(np.float64)  # [q_len, D]
+            k = k_cache[b, h // group].astype(np.float64)  # [max_ctx, D]
+            v = v_cache[b, h // group].astype(np.float64)
+            s = np.where(seen, scale * (qh @ k.T), -np.inf)
+            m = np.where(n > 0, s.max(axis=1, keepdims=True), 0.0)
+            p = np.where(seen, np.exp(s - m), 0.0)
+            w = p / np.maximum(p.sum(axis=1, keepdims=True), 1e-300)
+            o = w @ v
+            a = abs(scale) * (np.abs(qh) @ np.abs(k.T))
+            c = np.where(seen, (d + 1) * a + 3 * np.abs(np.where(seen, s - m, 0.0)), 0.0)
+            wc = w * c
+            per_key = wc @ np.abs(v) + wc.sum(axis=1, keepdims=True) * np.abs(o)
+            v1 = w @ np.abs(v)
+            ref[b, :, h] = o
+            bound[b, :, h] = 2 * (EPS32 / 2 * per_key + (6 * n + 5) * EPS32 * v1)
+    return ref, bound

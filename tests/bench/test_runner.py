@@ -18,9 +18,14 @@ transformers = pytest.importorskip("transformers")
 @pytest.fixture(scope="module")
 def tiny_bert_folder(tmp_path_factory, tiny_llama_folder):
     torch.manual_seed(0)
-    cfg = transformers.BertConfig(vocab_size=2000, hidden_size=32, num_hidden_layers=1,
-                                  num_attention_heads=2, intermediate_size=64,
-                                  max_position_embeddings=64)
+    cfg = transformers.BertConfig(
+        vocab_size=2000,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     folder = tmp_path_factory.mktemp("tiny-bert")
     transformers.BertModel(cfg).eval().save_pretrained(folder)
     return folder
@@ -28,9 +33,21 @@ def tiny_bert_folder(tmp_path_factory, tiny_llama_folder):
 
 def test_quick_run_writes_every_sample(tmp_path, tiny_llama_folder, tiny_bert_folder, capsys):
     out = tmp_path / "run.json"
-    argv = ["--quick", "--threads", "1", "--repeat", "2", "--peers", "numpy,torch",
-            "--models", str(tiny_llama_folder), str(tiny_bert_folder), "--json", str(out),
-            "--markdown"]
+    argv = [
+        "--quick",
+        "--threads",
+        "1",
+        "--repeat",
+        "2",
+        "--peers",
+        "numpy,torch",
+        "--models",
+        str(tiny_llama_folder),
+        str(tiny_bert_folder),
+        "--json",
+        str(out),
+        "--markdown",
+    ]
     plot = None
     if peers_module.installed("matplotlib"):
         plot = tmp_path / "run.png"
@@ -82,10 +99,13 @@ def test_missing_peer_is_listed_with_its_install_command(monkeypatch, capsys):
     assert "peer llama.cpp: not installed" in out
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--suite", "nope"], "unknown suite"),
-    (["--peers", "tensorflow"], "unknown peer"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--suite", "nope"], "unknown suite"),
+        (["--peers", "tensorflow"], "unknown peer"),
+    ],
+)
 def test_bad_arguments(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err

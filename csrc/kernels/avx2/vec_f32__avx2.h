@@ -72,6 +72,21 @@ struct VecF32 {
   static inline void prefetch(const void* p) {
     _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
   }
+
+  // ---- Added for attention (kernels/common/f32_attention.h) ----
+  // Lane i = reduce_add(v[i]): kWidth horizontal sums at once. Fold v[i] and v[i + 4] into the
+  // two 128-bit halves of one register, then a 4x4 transpose folded into adds per half.
+  static inline Reg reduce_add_each(const Reg (&v)[kWidth]) {
+    Reg x[4];
+    for (int i = 0; i < 4; ++i) {
+      x[i] = _mm256_add_ps(_mm256_permute2f128_ps(v[i], v[i + 4], 0x20),
+                           _mm256_permute2f128_ps(v[i], v[i + 4], 0x31));
+    }
+    const Reg s01 = _mm256_add_ps(_mm256_unpacklo_ps(x[0], x[1]), _mm256_unpackhi_ps(x[0], x[1]));
+    const Reg s23 = _mm256_add_ps(_mm256_unpacklo_ps(x[2], x[3]), _mm256_unpackhi_ps(x[2], x[3]));
+    return _mm256_add_ps(_mm256_shuffle_ps(s01, s23, _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm256_shuffle_ps(s01, s23, _MM_SHUFFLE(3, 2, 3, 2)));
+  }
 };
 
 }  // namespace pyengine::kernels::avx2

@@ -69,6 +69,27 @@ struct VecF32 {
   static inline void prefetch(const void* p) {
     _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
   }
+
+  // ---- Added for attention (kernels/common/f32_attention.h) ----
+  // Lane i = reduce_add(v[i]): kWidth horizontal sums at once. Two rounds fold four registers'
+  // 128-bit quarters together (v[i], v[i + 8], v[i + 4], v[i + 12] end up in the quarters of
+  // y[i]), then a 4x4 transpose folded into adds per quarter, then the quarters are put in order.
+  static inline Reg reduce_add_each(const Reg (&v)[kWidth]) {
+    Reg x[8], y[4];
+    for (int i = 0; i < 8; ++i) {
+      x[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[i], v[i + 8], _MM_SHUFFLE(1, 0, 1, 0)),
+                           _mm512_shuffle_f32x4(v[i], v[i + 8], _MM_SHUFFLE(3, 2, 3, 2)));
+    }
+    for (int i = 0; i < 4; ++i) {
+      y[i] = _mm512_add_ps(_mm512_shuffle_f32x4(x[i], x[i + 4], _MM_SHUFFLE(2, 0, 2, 0)),
+                           _mm512_shuffle_f32x4(x[i], x[i + 4], _MM_SHUFFLE(3, 1, 3, 1)));
+    }
+    const Reg s01 = _mm512_add_ps(_mm512_unpacklo_ps(y[0], y[1]), _mm512_unpackhi_ps(y[0], y[1]));
+    const Reg s23 = _mm512_add_ps(_mm512_unpacklo_ps(y[2], y[3]), _mm512_unpackhi_ps(y[2], y[3]));
+    const Reg r = _mm512_add_ps(_mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(1, 0, 1, 0)),
+                                _mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(3, 2, 3, 2)));
+    return _mm512_shuffle_f32x4(r, r, _MM_SHUFFLE(3, 1, 2, 0));
+  }
 };
 
 }  // namespace pyengine::kernels::avx512

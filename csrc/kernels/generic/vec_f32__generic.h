@@ -72,6 +72,14 @@ struct VecF32 {
   static inline void prefetch(const void* p) {
     _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
   }
+
+  // ---- Added for attention (kernels/common/f32_attention.h) ----
+  // Lane i = reduce_add(v[i]): kWidth horizontal sums at once (a 4x4 transpose folded into adds).
+  static inline Reg reduce_add_each(const Reg (&v)[kWidth]) {
+    const Reg s01 = _mm_add_ps(_mm_unpacklo_ps(v[0], v[1]), _mm_unpackhi_ps(v[0], v[1]));
+    const Reg s23 = _mm_add_ps(_mm_unpacklo_ps(v[2], v[3]), _mm_unpackhi_ps(v[2], v[3]));
+    return _mm_add_ps(_mm_movelh_ps(s01, s23), _mm_movehl_ps(s23, s01));
+  }
 };
 
 }  // namespace pyengine::kernels::generic

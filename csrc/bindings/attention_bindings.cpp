@@ -1,0 +1,224 @@
+// pyengine._C: attention over a KV cache, and the cache writer.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bindings/array_checks.h"
+#include "bindings/kernel_clock.h"
+#include "bindings/register.h"
+#include "ops/f32_attention.h"
+
+namespace pyengine::bindings {
+namespace {
+
+// The kernels index keys with int (and step past the last key by a block): stay well clear.
+constexpr int64_t kMaxIndex = int64_t(1) << 30;
+
+// A float32, C-contiguous, 4-D array.
+py::array require_4d(const py::object& obj, const char* name) {
+  py::array a = require_f32_array(obj, name);
+  require_ndim(a, name, 4, 4);
+  require_c_contiguous(a, name);
+  return a;
+}
+
+// The two caches: same shape [batch, n_kv_heads, max_ctx, head_dim], small enough for the
+// kernels' int key indices.
+void check_caches(const py::array& k_cache, const py::array& v_cache) {
+  require_shape(v_cache, "v_cache",
+                std::vector<py::ssize_t>(k_cache.shape(), k_cache.shape() + k_cache.ndim()));
+  if (k_cache.shape(2) > kMaxIndex || k_cache.shape(3) > kMaxIndex) {
+    throw py::value_error("k_cache's max_ctx and head_dim must be at most 2^30, got shape " +
+                          shape_str(k_cache));
+  }
+  if (k_cache.shape(3) == 0) throw py::value_error("head_dim must be >= 1, got 0");
+}
+
+void check_context(int64_t start_pos, int64_t q_len, int64_t max_ctx) {
+  if (start_pos < 0) {
+    throw py::value_error("start_pos must be >= 0, got " + std::to_string(start_pos));
+  }
+  if (start_pos + q_len > max_ctx) {
+    throw py::value_error("context overflow: start_pos + q_len = " + std::to_string(start_pos) +
+                          " + " + std::to_string(q_len) + " exceeds the context length max_ctx = " +
+                          std::to_string(max_ctx) + " of the cache");
+  }
+}
+
+// None -> `fallback` for every batch row; else a numpy int32/int64 array of shape [batch].
+std::vector<int64_t> key_bounds_arg(const py::object& obj, const char* name, py::ssize_t batch,
+                                    int64_t fallback) {
+  if (obj.is_none()) return std::vector<int64_t>(size_t(batch), fallback);
+  if (!py::isinstance<py::array>(obj)) {
+    throw py::type_error(std::string(name) + " must be a numpy.ndarray of int32 or int64, got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  }
+  py::array a = py::reinterpret_borrow<py::array>(obj);
+  const py::dtype dt = a.dtype();
+  const bool native = dt.byteorder() == '=' || dt.byteorder() == '|' || dt.byteorder() == '<';
+  if (dt.kind() != 'i' || (dt.itemsize() != 4 && dt.itemsize() != 8) || !native) {
+    throw py::type_error(std::string(name) + " must have dtype int32 or int64, got " +
+                         std::string(py::str(dt)));
+  }
+  require_shape(a, name, {batch});
+  std::vector<int64_t> values(static_cast<size_t>(batch));
+  const char* base = static_cast<const char*>(a.data());
+  for (py::ssize_t i = 0; i < batch; ++i) {
+    const char* p = base + i * a.strides(0);
+    values[size_t(i)] = dt.itemsize() == 4 ? *reinterpret_cast<const int32_t*>(p)
+                                           : *reinterpret_cast<const int64_t*>(p);
+  }
+  return values;
+}
+
+void kv_cache_write(const py::object& k_obj, const py::object& v_obj, const py::object& kc_obj,
+                    const py::object& vc_obj, int64_t start_pos) {
+  py::array k = require_4d(k_obj, "k");
+  py::array v = require_4d(v_obj, "v");
+  py::array k_cache = require_4d(kc_obj, "k_cache");
+  py::array v_cache = require_4d(vc_obj, "v_cache");
+  require_writeable(k_cache, "k_cache");
+  require_writeable(v_cache, "v_cache");
+  check_caches(k_cache, v_cache);
+  const int64_t batch = k_cache.shape(0), n_kv = k_cache.shape(1);
+  const int64_t max_ctx = k_cache.shape(2), d = k_cache.shape(3);
+  const int64_t q_len = k.shape(1);
+  if (k.shape(0) != batch || k.shape(2) != n_kv || k.shape(3) != d) {
+    throw py::value_error("k must have shape (batch, q_len, n_kv_heads, head_dim) = (" +
+                          std::to_string(batch) + ", q_len, " + std::to_string(n_kv) + ", " +
+                          std::to_string(d) + ") to match k_cache " + shape_str(k_cache) +
+                          ", got " + shape_str(k));
+  }
+  require_shape(v, "v", std::vector<py::ssize_t>(k.shape(), k.shape() + k.ndim()));
+  check_context(start_pos, q_len, max_ctx);
+  require_no_overlap(k_cache, "k_cache", v_cache, "v_cache");
+  for (const auto& [cache, cache_name] : {std::pair(k_cache, "k_cache"), {v_cache, "v_cache"}}) {
+    require_no_overlap(cache, cache_name, k, "k");
+    require_no_overlap(cache, cache_name, v, "v");
+  }
+  const ops::F32KvCacheWriteArgs args{batch,
+                                      q_len,
+                                      n_kv,
+                                      d,
+                                      max_ctx,
+                                      start_pos,
+                                      static_cast<const float*>(k.data()),
+                                      static_cast<const float*>(v.data()),
+                                      static_cast<float*>(k_cache.mutable_data()),
+                                      static_cast<float*>(v_cache.mutable_data())};
+  KernelScope scope;
+  ops::f32_kv_cache_write(args, runtime::ThreadPool::instance());
+}
+
+py::array attention(const py::object& q_obj, const py::object& kc_obj, const py::object& vc_obj,
+                    int64_t start_pos, const py::object& key_begin_obj,
+                    const py::object& key_end_obj, bool causal, std::optional<double> scale,
+                    const py::object& out_obj, const py::object& isa) {
+  py::array q = require_4d(q_obj, "q");
+  py::array k_cache = require_4d(kc_obj, "k_cache");
+  py::array v_cache = require_4d(vc_obj, "v_cache");
+  check_caches(k_cache, v_cache);
+  const int64_t batch = k_cache.shape(0), n_kv = k_cache.shape(1);
+  const int64_t max_ctx = k_cache.shape(2), d = k_cache.shape(3);
+  const int64_t q_len = q.shape(1), n_heads = q.shape(2);
+  if (q.shape(0) != batch || q.shape(3) != d) {
+    throw py::value_error("q must have shape (batch, q_len, n_heads, head_dim) = (" +
+                          std::to_string(batch) + ", q_len, n_heads, " + std::to_string(d) +
+                          ") to match k_cache " + shape_str(k_cache) + ", got " + shape_str(q));
+  }
+  if (n_kv == 0 || n_heads % n_kv != 0) {
+    throw py::value_error("n_heads (" + std::to_string(n_heads) +
+                          ", q's axis 2) must be a multiple of n_kv_heads (" +
+                          std::to_string(n_kv) + ", k_cache's axis 1)");
+  }
+  if (q_len > kMaxIndex) throw py::value_error("q_len must be at most 2^30");
+  check_context(start_pos, q_len, max_ctx);
+  const auto key_begin = key_bounds_arg(key_begin_obj, "key_begin", batch, 0);
+  const auto key_end = key_bounds_arg(key_end_obj, "key_end", batch, start_pos + q_len);
+  for (py::ssize_t b = 0; b < batch; ++b) {
+    const auto i = std::to_string(b);
+    if (key_begin[b] < 0) {
+      throw py::value_error("key_begin[" + i + "] must be >= 0, got " +
+                            std::to_string(key_begin[b]));
+    }
+    if (key_end[b] < 0 || key_end[b] > max_ctx) {
+      throw py::value_error("key_end[" + i + "] = " + std::to_string(key_end[b]) +
+                            " must be in [0, max_ctx], max_ctx = " + std::to_string(max_ctx) +
+                            " (the cache's context length)");
+    }
+  }
+  const double scale_value = scale.value_or(1.0 / std::sqrt(double(d)));
+  if (!std::isfinite(scale_value)) throw py::value_error("scale must be finite");
+  const auto level = isa_level_arg(isa);
+
+  const std::vector<py::ssize_t> out_shape(q.shape(), q.shape() + q.ndim());
+  py::array out;
+  if (out_obj.is_none()) {
+    out = py::array_t<float>(out_shape);
+  } else {
+    out = require_f32_array(out_obj, "out");
+    require_shape(out, "out", out_shape);
+    require_c_contiguous(out, "out");
+    require_writeable(out, "out");
+    require_no_overlap(out, "out", q, "q");
+    require_no_overlap(out, "out", k_cache, "k_cache");
+    require_no_overlap(out, "out", v_cache, "v_cache");
+  }
+  ops::F32AttentionArgs args;
+  args.batch = batch;
+  args.q_len = q_len;
+  args.n_heads = n_heads;
+  args.n_kv_heads = n_kv;
+  args.head_dim = d;
+  args.max_ctx = max_ctx;
+  args.q = static_cast<const float*>(q.data());
+  args.k_cache = static_cast<const float*>(k_cache.data());
+  args.v_cache = static_cast<const float*>(v_cache.data());
+  args.out = static_cast<float*>(out.mutable_data());
+  args.start_pos = start_pos;
+  args.key_begin = key_begin.data();
+  args.key_end = key_end.data();
+  args.causal = causal;
+  args.scale = float(scale_value);
+  {
+    KernelScope scope;
+    ops::f32_attention(ops::f32_attention_kernels(level), args, runtime::ThreadPool::instance());
+  }
+  return out;
+}
+
+}  // namespace
+
+void register_attention(py::module_& m) {
+  m.def("kv_cache_write", &kv_cache_write, py::arg("k"), py::arg("v"), py::arg("k_cache"),
+        py::arg("v_cache"), py::arg("start_pos"), R"doc(
+Writes new keys and values into a KV cache: cache[b, h, start_pos + t, :] = k[b, t, h, :] (and v).
+
+k, v: float32 C-contiguous [batch, q_len, n_kv_heads, head_dim] (the projection's output).
+k_cache, v_cache: float32 C-contiguous writeable [batch, n_kv_heads, max_ctx, head_dim] (per
+head, positions contiguous: the layout attention streams). start_pos + q_len > max_ctx raises
+ValueError (context overflow).)doc");
+  m.def("attention", &attention, py::arg("q"), py::arg("k_cache"), py::arg("v_cache"),
+        py::kw_only(), py::arg("start_pos"), py::arg("key_begin") = py::none(),
+        py::arg("key_end") = py::none(), py::arg("causal") = true, py::arg("scale") = py::none(),
+        py::arg("out") = py::none(), py::arg("isa") = py::none(), R"doc(
+softmax(q k^T * scale + mask) v over a KV cache, for every query head; GQA/MQA supported.
+
+q: float32 C-contiguous [batch, q_len, n_heads, head_dim]; k_cache, v_cache: float32
+C-contiguous [batch, n_kv_heads, max_ctx, head_dim]; n_heads % n_kv_heads == 0 and query head h
+uses KV head h // (n_heads // n_kv_heads). Query t of batch row b sits at position start_pos + t
+and sees the keys j with key_begin[b] <= j < key_end[b] and, when causal, j <= start_pos + t.
+key_begin, key_end: int32/int64 arrays [batch] or None (0 and start_pos + q_len); key_end <=
+max_ctx. Left padding of a batched prompt: key_begin; right padding (encoders): key_end with
+causal=False. A query that sees no key gets zeros. scale: default 1/sqrt(head_dim). out:
+optional float32 C-contiguous [batch, q_len, n_heads, head_dim] to write into. isa: force an ISA
+level. Returns out. The result is bit-identical for any number of threads.)doc");
+}
+
+}  // namespace pyengine::bindings

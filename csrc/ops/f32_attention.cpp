@@ -1,0 +1,148 @@
+#include "ops/f32_attention.h"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "runtime/aligned_buffer.h"
+
+namespace pyengine::ops {
+
+const F32AttentionKernels& f32_attention_kernels(cpu::IsaLevel level) {
+  switch (level) {
+    case cpu::IsaLevel::kAvx512:
+      return kernels::avx512::f32_attention_kernels();
+    case cpu::IsaLevel::kAvx2:
+      return kernels::avx2::f32_attention_kernels();
+    case cpu::IsaLevel::kGeneric:
+      break;
+  }
+  return kernels::generic::f32_attention_kernels();
+}
+
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Below this many floats a cache write is one task: a pool dispatch would cost more.
+constexpr int64_t kSerialCopyFloats = 16 * 1024;
+
+// Query rows (positions x query heads of one KV group) per task: enough rows to reuse each block
+// of K and V many times from cache, few enough for causal prefill to give tasks of similar size.
+constexpr int64_t kQueryRowsPerTask = 32;
+
+// Scratch for the partial states of one call, grown on first use and then reused: no allocation
+// per call. Owned by the calling thread; the pool's tasks write disjoint blocks of it.
+float* state_scratch(size_t floats) {
+  thread_local runtime::AlignedBuffer scratch;
+  if (scratch.size() < floats) scratch = runtime::AlignedBuffer(floats);
+  return scratch.data();
+}
+
+}  // namespace
+
+void f32_kv_cache_write(const F32KvCacheWriteArgs& a, runtime::ThreadPool& pool) {
+  const int64_t groups = a.batch * a.n_kv_heads;
+  const size_t row_bytes = size_t(a.head_dim) * sizeof(float);
+  auto copy_group = [&](int64_t g) {
+    const int64_t b = g / a.n_kv_heads, h = g % a.n_kv_heads;
+    const size_t dst = size_t((g * a.max_ctx + a.start_pos) * a.head_dim);
+    for (int64_t t = 0; t < a.q_len; ++t) {
+      const size_t src = size_t(((b * a.q_len + t) * a.n_kv_heads + h) * a.head_dim);
+      const size_t at = dst + size_t(t * a.head_dim);
+      std::memcpy(a.k_cache + at, a.k + src, row_bytes);
+      std::memcpy(a.v_cache + at, a.v + src, row_bytes);
+    }
+  };
+  if (groups * a.q_len * a.head_dim <= kSerialCopyFloats) {
+    for (int64_t g = 0; g < groups; ++g) copy_group(g);
+  } else {
+    pool.parallel_for(groups, copy_group);
+  }
+}
+
+// Tasks are (batch row, KV head, query block, key chunk). A query block is up to
+// kQueryRowsPerTask / group positions with all the query heads of the KV group, so each block of
+// K and V is read once for all of them. Prefill (several query blocks) takes all keys in one
+// task per block, walked by the kernel with an online softmax. Decode (all positions in one
+// block) has few tasks, so its keys are split into chunks of kAttentionDecodeChunk, each giving a
+// partial state; a second pass merges the chunks of each group in chunk order. The split depends
+// on the shapes only, never on the thread count, so results are bit-identical for any count.
+void f32_attention(const F32AttentionKernels& kt, const F32AttentionArgs& a,
+                   runtime::ThreadPool& pool) {
+  if (a.batch == 0 || a.q_len == 0 || a.n_heads == 0) return;
+  const int64_t group = a.n_heads / a.n_kv_heads;
+  const int64_t d = a.head_dim;
+  const int64_t pos_per_block = std::max<int64_t>(1, kQueryRowsPerTask / group);
+  const int64_t q_blocks = ceil_div(a.q_len, pos_per_block);
+  // The keys batch row b can see at all: causal queries see nothing past the last position.
+  auto key_run = [&](int64_t b) {
+    const int64_t begin = a.key_begin[b];
+    int64_t end = a.key_end[b];
+    if (a.causal) end = std::min(end, a.start_pos + a.q_len);
+    return std::pair<int64_t, int64_t>(begin, std::max(begin, end));
+  };
+  int64_t chunks = 1;
+  if (q_blocks == 1) {
+    int64_t longest = 0;
+    for (int64_t b = 0; b < a.batch; ++b) {
+      const auto [begin, end] = key_run(b);
+      longest = std::max(longest, end - begin);
+    }
+    chunks = std::max<int64_t>(1, ceil_div(longest, kAttentionDecodeChunk));
+  }
+  const int64_t groups = a.batch * a.n_kv_heads;
+  const int block_rows = int(std::min(pos_per_block, a.q_len) * group);
+  const size_t state_floats = kernels::f32_attention_state_floats(block_rows, int(d));
+  float* states = state_scratch(size_t(groups * q_blocks * chunks) * state_floats);
+  const size_t ld = size_t(a.n_heads * d);  // q and out: one position of one batch row
+
+  pool.parallel_for(groups * q_blocks * chunks, [&](int64_t task) {
+    const int64_t c = task % chunks;
+    // Last query blocks first: under a causal mask they see the most keys, so the longest tasks
+    // start early and the short ones fill in at the end.
+    const int64_t qb = q_blocks - 1 - (task / chunks) % q_blocks;
+    const int64_t g = task / (chunks * q_blocks);
+    const int64_t b = g / a.n_kv_heads, h = g % a.n_kv_heads;
+    const int64_t t0 = qb * pos_per_block;
+    const int64_t n_pos = std::min(pos_per_block, a.q_len - t0);
+    auto [begin, end] = key_run(b);
+    if (chunks > 1) {
+      begin = std::min(end, begin + c * kAttentionDecodeChunk);
+      end = std::min(end, begin + kAttentionDecodeChunk);
+    } else if (a.causal) {
+      end = std::max(begin, std::min(end, a.start_pos + t0 + n_pos));
+    }
+    const size_t kv = size_t(g * a.max_ctx * d);
+    const size_t q0 = size_t((b * a.q_len + t0) * a.n_heads + h * group) * size_t(d);
+    float* state = states + size_t((g * q_blocks + qb) * chunks + c) * state_floats;
+    kernels::F32AttentionPartialArgs p;
+    p.q = a.q + q0;
+    p.ldq = ld;
+    p.n_pos = int(n_pos);
+    p.group = int(group);
+    p.head_dim = int(d);
+    p.k = a.k_cache + kv;
+    p.v = a.v_cache + kv;
+    p.key_begin = int(begin);
+    p.key_end = int(end);
+    p.row_end = int(a.causal ? a.start_pos + t0 + 1 : end);
+    p.row_end_step = a.causal ? 1 : 0;
+    p.scale = a.scale;
+    p.state = state;
+    kt.partial(p);
+    if (chunks == 1) {
+      kt.merge({int(n_pos), int(group), int(d), 1, state, state_floats, a.out + q0, ld});
+    }
+  });
+  if (chunks == 1) return;
+  // q_blocks == 1 here: one merge per group, over its chunks in order.
+  pool.parallel_for(groups, [&](int64_t g) {
+    const int64_t b = g / a.n_kv_heads, h = g % a.n_kv_heads;
+    const size_t q0 = size_t(b * a.q_len * a.n_heads + h * group) * size_t(d);
+    kt.merge({int(a.q_len), int(group), int(d), int(chunks),
+              states + size_t(g * chunks) * state_floats, state_floats, a.out + q0, ld});
+  });
+}
+
+}  // namespace pyengine::ops
