@@ -97,8 +97,10 @@ void ThreadPool::worker_loop(uint32_t seen) {
     }
     seen = gen;
     if (stopping_.load()) return;
-    run_tasks();
-    pending_workers_.fetch_sub(1, std::memory_order_acq_rel);
+    // Join the job only while it is open; a worker the OS scheduled late finds it closed and
+    // goes back to waiting, so the dispatcher never waits on a thread that never showed up.
+    if (job_state_.fetch_add(2, std::memory_order_acq_rel) & 1) run_tasks();
+    job_state_.fetch_sub(2, std::memory_order_release);
   }
 }
 
@@ -113,21 +115,46 @@ void ThreadPool::run(int64_t n_tasks, TaskFn fn, void* ctx) {
   ctx_ = ctx;
   n_tasks_ = n_tasks;
   next_task_.store(0, std::memory_order_relaxed);
-  pending_workers_.store(int(workers_.size()), std::memory_order_relaxed);
-  generation_.fetch_add(1);  // seq_cst: publishes the job above
+  job_state_.fetch_or(1, std::memory_order_release);  // open: publishes the job above
+  generation_.fetch_add(1);
   if (sleeping_workers_.load() > 0) generation_.notify_all();
   run_tasks();
-  while (pending_workers_.load(std::memory_order_acquire) != 0) _mm_pause();
+  // Close, then wait only for the workers that joined (they may still be inside a task).
+  job_state_.fetch_and(~1, std::memory_order_acq_rel);
+  while ((job_state_.load(std::memory_order_acquire) >> 1) != 0) _mm_pause();
 }
 
+namespace {
+// Busy work the optimizer cannot drop: about `iters` dependent integer steps.
+uint64_t spin_work(uint64_t iters, uint64_t seed) {
+  uint64_t x = seed | 1;
+  for (uint64_t i = 0; i < iters; ++i) x = x * 6364136223846793005ull + 1442695040888963407ull;
+  return x;
+}
+}  // namespace
+
 double measure_dispatch_overhead_ns(ThreadPool& pool, int iterations) {
-  auto noop = [](int64_t) {};
+  // One task per thread, each ~2 us of work: with perfect dispatch a call takes as long as one
+  // task alone. The overhead is the difference: waking or reaching the workers, handing out
+  // tasks, waiting for the last one to finish.
+  using clock = std::chrono::steady_clock;
+  std::atomic<uint64_t> sink{0};
+  uint64_t iters = 1000;
+  auto t0 = clock::now();
+  sink += spin_work(iters, 1);
+  double ns = std::chrono::duration<double, std::nano>(clock::now() - t0).count();
+  iters = uint64_t(double(iters) * 2000.0 / (ns > 1 ? ns : 1.0)) + 1;
   const int64_t tasks = pool.num_threads();
-  for (int i = 0; i < 100; ++i) pool.parallel_for(tasks, noop);  // warm: workers spinning
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < iterations; ++i) pool.parallel_for(tasks, noop);
-  const auto t1 = std::chrono::steady_clock::now();
-  return std::chrono::duration<double, std::nano>(t1 - t0).count() / iterations;
+  auto task = [&](int64_t i) { sink += spin_work(iters, uint64_t(i) + 2); };
+  auto time_ns = [&](auto&& body) {
+    for (int i = 0; i < 100; ++i) body();  // warm: workers spinning, caches hot
+    const auto start = clock::now();
+    for (int i = 0; i < iterations; ++i) body();
+    return std::chrono::duration<double, std::nano>(clock::now() - start).count() / iterations;
+  };
+  const double alone = time_ns([&] { task(0); });
+  const double parallel = time_ns([&] { pool.parallel_for(tasks, task); });
+  return parallel - alone;
 }
 
 }  // namespace pyengine::runtime
