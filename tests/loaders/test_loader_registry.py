@@ -35,12 +35,12 @@ def test_missing_package_names_the_pip_command(monkeypatch):
         description="a model nobody installed",
     )
     monkeypatch.setitem(REGISTRY, fake.name, fake)
-    with pytest.raises(ModelNotInstalledError, match="pip install pyengine-test-no-such-package"):
+    with pytest.raises(ModelNotInstalledError, match="pip install --no-deps pyengine-test-no-such-package"):
         resolve("fake-model")
     try:
         resolve("fake-model")
     except ModelNotInstalledError as exc:
-        assert exc.pip_command == "pip install pyengine-test-no-such-package"
+        assert exc.pip_command == "pip install --no-deps pyengine-test-no-such-package"
 
 
 def test_installed_package_without_the_file(monkeypatch):
