@@ -64,8 +64,8 @@ def test_prefill_lengths(isa, threads, q_len):
 @pytest.mark.parametrize("head_dim", [1, 3, 17, 32, 33, 64, 80, 96, 128])
 @pytest.mark.parametrize(("n_heads", "n_kv_heads"), [(2, 2), (6, 2), (16, 1)])
 def test_tiled_shapes(isa, threads, head_dim, n_heads, n_kv_heads):
-    """Many query rows take the tiled kernel: key blocks of 48, score tiles of 6 to 12 keys,
-    rows in vectors of 4 to 16 lanes, head dims in tiles of 6 or 8. Lengths on both sides of
+    """Many query rows take the tiled kernel: key blocks of 48, score tiles of 3 to 8 keys,
+    rows in vectors of 4 to 16 lanes, head dims in tiles of 3 to 8. Lengths on both sides of
     each boundary, causal diagonals inside a block, a key range starting mid-block."""
     rng = np.random.default_rng(head_dim * 100 + n_heads)
     cases = [(47, 0, True), (49, 48, True), (97, 3, False), (16, 80, True)]

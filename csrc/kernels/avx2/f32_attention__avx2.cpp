@@ -6,7 +6,7 @@
 namespace pyengine::kernels::avx2 {
 
 // The tiled kernel's micro-tiles: 2 vectors of query rows x 6 keys for the scores, x 6 head
-// dims for P V (12 and 12 accumulators).
+// dims for P V (12 accumulators each).
 struct F32AttentionTileShape {
   static constexpr int kMrv = 2;
   static constexpr int kQkNr = 6;

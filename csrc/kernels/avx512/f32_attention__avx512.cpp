@@ -9,8 +9,8 @@
 
 namespace pyengine::kernels::avx512 {
 
-// The tiled kernel's micro-tiles: 2 vectors of query rows x 12 keys for the scores, x 8 head
-// dims for P V (24 and 16 accumulators).
+// The tiled kernel's micro-tiles: 3 vectors of query rows x 8 keys for the scores, x 8 head
+// dims for P V (24 accumulators each).
 struct F32AttentionTileShape {
   static constexpr int kMrv = 3;
   static constexpr int kQkNr = 8;
@@ -21,7 +21,7 @@ struct F32AttentionTileShape {
 const F32AttentionKernels& f32_attention_kernels() {
   static const F32AttentionKernels kernels =
       f32_attention_table<VecF32, /*KB=*/64, F32AttentionTileShape>("f32_attention__avx512",
-                                                                    /*tiled_min_rows=*/16);
+                                                                    /*tiled_min_rows=*/8);
   return kernels;
 }
 

@@ -5,19 +5,19 @@
 
 namespace pyengine::kernels::generic {
 
-// The tiled kernel's micro-tiles: 2 vectors of query rows x 6 keys for the scores, x 6 head
-// dims for P V (12 and 12 accumulators).
+// The tiled kernel's micro-tiles: 4 vectors of query rows x 3 keys for the scores, x 3 head
+// dims for P V (12 accumulators each: SSE has 16 registers and no FMA).
 struct F32AttentionTileShape {
-  static constexpr int kMrv = 2;
-  static constexpr int kQkNr = 6;
-  static constexpr int kPvNr = 6;
+  static constexpr int kMrv = 4;
+  static constexpr int kQkNr = 3;
+  static constexpr int kPvNr = 3;
   static constexpr int kKeyBlock = 48;
 };
 
 const F32AttentionKernels& f32_attention_kernels() {
   static const F32AttentionKernels kernels =
       f32_attention_table<VecF32, /*KB=*/64, F32AttentionTileShape>("f32_attention__generic",
-                                                                    /*tiled_min_rows=*/4);
+                                                                    /*tiled_min_rows=*/8);
   return kernels;
 }
 
