@@ -33,7 +33,8 @@ struct F32AttentionPartialArgs {
   const float* k;             // [keys][head_dim] of the KV head: key j at k + j * head_dim
   const float* v;             // [keys][head_dim], same layout
   int key_begin, key_end;     // the run of keys: [key_begin, key_end)
-  int row_end, row_end_step;  // position t sees keys j < min(key_end, row_end + t * row_end_step)
+  int row_end, row_end_step;  // position t sees keys j < min(key_end, row_end + t * row_end_step);
+                              // row_end_step >= 0
   float scale;
   float* state;  // one state block for n_pos * group rows
   // partial_tiled only: tiled_scratch_floats(n_pos * group, head_dim) floats, 64-byte aligned,

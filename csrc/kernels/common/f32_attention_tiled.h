@@ -257,17 +257,17 @@ static void f32_attention_pack_rows(int rows, int d, float scale,
   }
 }
 
-// The inverse for the rows r < rows: row r [k] = qt[k][r] / div[r] (div null: 1) for k < d and,
+// The inverse for the rows r < rows: row r [k] = qt[k][r] * mul[r] (mul null: 1) for k < d and,
 // when ld_row >= d rounded up to W (a state block's row), 0 for d <= k < that. qt holds at least
 // d rows of ld floats.
 template <class V>
-static void f32_attention_unpack_rows(int rows, int d, const float* qt, size_t ld, const float* div,
+static void f32_attention_unpack_rows(int rows, int d, const float* qt, size_t ld, const float* mul,
                                       const F32AttentionRows<float>& dst, int ld_row) {
   using R = typename V::Reg;
   constexpr int W = V::kWidth;
   for (int r0 = 0; r0 < rows; r0 += W) {
     const int nr = std::min(W, rows - r0);
-    const R dv = div != nullptr ? V::load(div + r0) : V::broadcast(1.f);
+    const R mv = mul != nullptr ? V::load(mul + r0) : V::broadcast(1.f);
     float* p[W];
     f32_attention_row_pointers<W>(dst, r0, rows, p);
     for (int k0 = 0; k0 < d; k0 += W) {
@@ -275,7 +275,7 @@ static void f32_attention_unpack_rows(int rows, int d, const float* qt, size_t l
       R x[W];
 #pragma GCC unroll 16
       for (int k = 0; k < W; ++k) {
-        x[k] = k < nk ? V::div(V::load(qt + size_t(k0 + k) * ld + r0), dv) : V::zero();
+        x[k] = k < nk ? V::mul(V::load(qt + size_t(k0 + k) * ld + r0), mv) : V::zero();
       }
       V::transpose(x);
       const int width = k0 + W <= ld_row ? W : nk;  // a state row's padding lanes too
@@ -320,18 +320,21 @@ static void f32_attention_partial_tiled_hd(const F32AttentionPartialArgs& a) {
 
   for (int j0 = a.key_begin; j0 < a.key_end; j0 += KB) {
     const int n = std::min(KB, a.key_end - j0);
-    // Keys of this block row r sees: its first lim[r]; n_eff: those any row sees. The lanes past
-    // the last row (copies of it) may see them all: they are never read out.
-    int n_eff = 0, n_min = n;
-    for (int t = 0; t < a.n_pos; ++t) {
-      const int end = std::min(a.key_end, a.row_end + t * a.row_end_step);
-      const int seen = std::clamp(end - j0, 0, n);
-      n_eff = std::max(n_eff, seen);
-      n_min = std::min(n_min, seen);
-      for (int i = 0; i < a.group; ++i) lim[t * a.group + i] = float(seen);
-    }
+    // Keys of this block position t sees: its first seen(t), nondecreasing in t. n_eff: those
+    // any row sees. Only when rows differ (a causal diagonal) does lim[r] give each row's count;
+    // the lanes past the last row (copies of it) may see them all: they are never read out.
+    const auto seen = [&](int t) {
+      return std::clamp(std::min(a.key_end, a.row_end + t * a.row_end_step) - j0, 0, n);
+    };
+    const int n_min = seen(0), n_eff = seen(a.n_pos - 1);
     if (n_eff == 0) continue;
-    for (size_t r = size_t(rows); r < ld; ++r) lim[r] = float(n_eff);
+    if (n_min < n_eff) {
+      for (int t = 0; t < a.n_pos; ++t) {
+        const float lim_t = float(seen(t));
+        for (int i = 0; i < a.group; ++i) lim[t * a.group + i] = lim_t;
+      }
+      for (size_t r = size_t(rows); r < ld; ++r) lim[r] = float(n_eff);
+    }
     const float* kb = a.k + size_t(j0) * size_t(d);
     const float* vb = a.v + size_t(j0) * size_t(d);
 
@@ -367,12 +370,13 @@ static void f32_attention_partial_tiled_hd(const F32AttentionPartialArgs& a) {
   }
 
   if (a.out != nullptr) {
-    // What merge of this one state gives: o / l, zeros for a row that saw no key (l = 0, o = 0;
-    // l >= 1 otherwise: the key at the running max adds exp(0)).
+    // What merge of this one state gives: o / l, as o * (1 / l) (one more rounding, and no
+    // division per element); zeros for a row that saw no key (l = 0, o = 0; l >= 1 otherwise:
+    // the key at the running max adds exp(0)).
     const R one = V::broadcast(1.f), half = V::broadcast(0.5f);
     for (int v = 0; v < nrv; ++v) {
       const R lv = V::load(l + v * W);
-      V::store(l + v * W, V::select(V::lt(lv, half), one, lv));
+      V::store(l + v * W, V::div(one, V::select(V::lt(lv, half), one, lv)));
     }
     const F32AttentionRows<float> out_rows{a.out, a.ldout, size_t(d), a.group};
     f32_attention_unpack_rows<V>(rows, d, ot, ld, l, out_rows, d);
