@@ -49,9 +49,9 @@ struct F32AttentionPartialArgs {
 // partial: the state of every row over the keys it sees (see F32AttentionPartialArgs): the keys
 // of [key_begin, key_end) below its row end. A row that sees no key gets the empty state.
 //   Accepts head_dim >= 1, n_pos >= 1, group >= 1, any key run (key_begin >= key_end: empty).
-//   Writes the whole state block (and, tiled, the scratch) and nothing else; never reads the
-//   state block first. Reads head_dim floats of each q row, and of k and v rows key_begin ..
-//   key_end - 1 only (not one float past).
+//   Writes the whole state block (partial_tiled: or, with out set, the output rows instead;
+//   and its scratch) and nothing else; never reads the state block first. Reads head_dim floats
+//   of each q row, and of k and v rows key_begin .. key_end - 1 only (not one float past).
 //   The tiled kernel multiplies the v rows of a key block by 0 for the rows of the block that do
 //   not see them (causal diagonal): a non-finite v there would reach rows that do not see it.
 using F32AttentionPartialFn = void (*)(const F32AttentionPartialArgs& args);

@@ -91,11 +91,13 @@ void f32_kv_cache_write(const F32KvCacheWriteArgs& a, runtime::ThreadPool& pool)
 
 // Tasks are (batch row, KV head, query block, key chunk). A query block is up to
 // kQueryRowsPerTask / group positions with all the query heads of the KV group, so each block of
-// K and V is read once for all of them. Prefill (several query blocks) takes all keys in one
-// task per block, walked by the kernel with an online softmax. Decode (all positions in one
-// block) has few tasks, so its keys are split into chunks of kAttentionDecodeChunk, each giving a
-// partial state; a second pass merges the chunks of each group in chunk order. The split depends
-// on the shapes only, never on the thread count, so results are bit-identical for any count.
+// K and V is read once for all of them; from tiled_min_rows rows on, the tiled kernel takes the
+// block, sized by tiled_positions to fill its vector lanes. Prefill (several query blocks) takes
+// all keys in one task per block, walked by the kernel with an online softmax. Decode (all
+// positions in one block) has few tasks, so its keys are split into chunks of
+// kAttentionDecodeChunk, each giving a partial state; a second pass merges the chunks of each group
+// in chunk order. The split depends on the shapes only, never on the thread count, so results are
+// bit-identical for any count.
 void f32_attention(const F32AttentionKernels& kt, const F32AttentionArgs& a,
                    runtime::ThreadPool& pool) {
   if (a.batch == 0 || a.q_len == 0 || a.n_heads == 0) return;
