@@ -141,7 +141,9 @@ template <class V>
 static inline typename V::Reg f32_exp_nonpositive(typename V::Reg x) {
   using R = typename V::Reg;
   x = V::max(V::broadcast(-87.33f), x);
-  const R n = V::round(V::mul(x, V::broadcast(1.44269504088896341f)));
+  // n = round(x / ln2): adding 1.5 * 2^23 leaves the integer part in the mantissa (ties to even).
+  const R magic = V::broadcast(12582912.f);
+  const R n = V::sub(V::fmadd(x, V::broadcast(1.44269504088896341f), magic), magic);
   R r = V::fmadd(n, V::broadcast(-0.693359375f), x);
   r = V::fmadd(n, V::broadcast(2.12194440e-4f), r);
   R p = V::broadcast(1.9875691500e-4f);
