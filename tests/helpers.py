@@ -196,10 +196,11 @@ def attention_reference(
     - a probability exp(s_j - m) has the relative error ds_j, plus u |s_j - m| for its
       subtraction, plus up to 2 u |s_j - m| from the running max's rescales and the merge of
       partial results (their steps add up to at most m - s_j), plus 2 eps (f32_exp's 2 ulp) for
-      each exp on its way: its own and at most n rescales or merges. Relative errors e_j of the
-      weights move o by sum_j w_j e_j (v_j - o); a factor common to all weights cancels;
+      each exp on its way: its own and at most n rescales or merges (a weight below FLT_MIN may
+      be off by up to FLT_MIN instead, ignored here). Relative errors e_j of the weights move o
+      by sum_j w_j e_j (v_j - o); a factor common to all weights cancels;
     - the fp32 sums sum_j p_j v_j and sum_j p_j, with at most n rescale roundings: 2 n u
-      sum_j w_j |v_j| and 2 n u |o|; the final division: u |o|.
+      sum_j w_j |v_j| and 2 n u |o|; the final division, or product with a rounded 1 / l: 2 u |o|.
     With V1 = sum_j w_j |v_j| >= |o| and sum_j w_j |v_j - o| <= 2 V1 this gives
         |err| <= u sum_j w_j |v_j - o| ((D + 1) a_j + 3 |s_j - m|) + (6 n + 5) eps V1.
     We allow twice that, with |v_j - o| <= |v_j| + |o|. This is the only tolerance used for

@@ -1,9 +1,12 @@
 // The fp32 attention kernel interface every ISA level implements, and the per-level tables.
 // Portable header: no intrinsics here, so it is safe to include from any translation unit.
 //
-// Attention of a block of query rows is computed flash-attention style: `partial` walks a run of
-// keys once, keeping per row only the online-softmax state below (never a rows x keys matrix),
-// and `merge` turns one or more such states, each over a disjoint run of keys, into the output.
+// Attention of a block of query rows is computed flash-attention style: a partial kernel walks a
+// run of keys once, keeping per row only the online-softmax state below (never a rows x keys
+// matrix), and `merge` turns one or more such states, each over a disjoint run of keys, into the
+// output. Two partial kernels compute the same thing: `partial` one query row at a time, dot
+// products along head_dim (decode: a few rows, memory bound), and `partial_tiled` all the rows
+// at once like a GEMM, the rows along the vector lanes (prefill and encoders: many rows).
 #pragma once
 #include <cstddef>
 
@@ -30,16 +33,27 @@ struct F32AttentionPartialArgs {
   const float* k;             // [keys][head_dim] of the KV head: key j at k + j * head_dim
   const float* v;             // [keys][head_dim], same layout
   int key_begin, key_end;     // the run of keys: [key_begin, key_end)
-  int row_end, row_end_step;  // position t sees keys j < min(key_end, row_end + t * row_end_step)
+  int row_end, row_end_step;  // position t sees keys j < min(key_end, row_end + t * row_end_step);
+                              // row_end_step >= 0
   float scale;
   float* state;  // one state block for n_pos * group rows
+  // partial_tiled only: tiled_scratch_floats(n_pos * group, head_dim) floats, 64-byte aligned,
+  // used by this call alone (a per-thread buffer, reused from call to call).
+  float* scratch;
+  // partial_tiled only, may be null: when set, the call writes what merge of its one state would
+  // (row (t, i) at out + t * ldout + i * head_dim, head_dim floats) instead of the state block.
+  float* out;
+  size_t ldout;
 };
 
 // partial: the state of every row over the keys it sees (see F32AttentionPartialArgs): the keys
 // of [key_begin, key_end) below its row end. A row that sees no key gets the empty state.
 //   Accepts head_dim >= 1, n_pos >= 1, group >= 1, any key run (key_begin >= key_end: empty).
-//   Writes the whole state block and nothing else; never reads it first. Reads head_dim floats
+//   Writes the whole state block (partial_tiled: or, with out set, the output rows instead;
+//   and its scratch) and nothing else; never reads the state block first. Reads head_dim floats
 //   of each q row, and of k and v rows key_begin .. key_end - 1 only (not one float past).
+//   The tiled kernel multiplies the v rows of a key block by 0 for the rows of the block that do
+//   not see them (causal diagonal): a non-finite v there would reach rows that do not see it.
 using F32AttentionPartialFn = void (*)(const F32AttentionPartialArgs& args);
 
 struct F32AttentionMergeArgs {
@@ -61,6 +75,10 @@ struct F32AttentionKernels {
   const char* name;  // e.g. "f32_attention__avx512"
   int key_block;     // keys per online-softmax step inside partial
   F32AttentionPartialFn partial;
+  F32AttentionPartialFn partial_tiled;
+  size_t (*tiled_scratch_floats)(int rows, int head_dim);
+  int tiled_min_rows;  // partial_tiled is the faster from this many rows (n_pos * group) on
+  int tiled_lanes;     // rows per vector in partial_tiled: blocks of a multiple of it fill lanes
   F32AttentionMergeFn merge;
 };
 

@@ -31,9 +31,37 @@ constexpr int64_t kSerialCopyFloats = 16 * 1024;
 // of K and V many times from cache, few enough for causal prefill to give tasks of similar size.
 constexpr int64_t kQueryRowsPerTask = 32;
 
+// Above this head dim the row kernel is used even for many rows: it needs no scratch, and the
+// tiled kernel's per-thread scratch (about 2 * rows * head_dim floats) stays small.
+constexpr int64_t kTiledMaxHeadDim = 1024;
+
+// Positions per query block for the tiled kernel, whose rows (positions x group) lie along
+// vector lanes of `lanes` floats: from kQueryRowsPerTask rows up to twice that, the count that
+// leaves the smallest share of padding lanes (the smallest count among equals). E.g. group 3 on
+// 16 lanes: 16 positions, 48 rows in 3 vectors, rather than 10 positions in 30 of 32 lanes.
+int64_t tiled_positions(int64_t group, int lanes) {
+  const auto fill = [&](int64_t n) {
+    const int64_t rows = n * group;
+    return double(rows) / double(ceil_div(rows, lanes) * lanes);
+  };
+  int64_t best = std::max<int64_t>(1, kQueryRowsPerTask / group);
+  for (int64_t n = best + 1; n * group <= 2 * kQueryRowsPerTask; ++n) {
+    if (fill(n) > fill(best)) best = n;
+  }
+  return best;
+}
+
 // Scratch for the partial states of one call, grown on first use and then reused: no allocation
 // per call. Owned by the calling thread; the pool's tasks write disjoint blocks of it.
 float* state_scratch(size_t floats) {
+  thread_local runtime::AlignedBuffer scratch;
+  if (scratch.size() < floats) scratch = runtime::AlignedBuffer(floats);
+  return scratch.data();
+}
+
+// The tiled kernel's working space (packed queries, scores, output): one per thread, since the
+// tasks a thread runs use it one after another; grown on first use, then reused.
+float* tile_scratch(size_t floats) {
   thread_local runtime::AlignedBuffer scratch;
   if (scratch.size() < floats) scratch = runtime::AlignedBuffer(floats);
   return scratch.data();
@@ -63,17 +91,24 @@ void f32_kv_cache_write(const F32KvCacheWriteArgs& a, runtime::ThreadPool& pool)
 
 // Tasks are (batch row, KV head, query block, key chunk). A query block is up to
 // kQueryRowsPerTask / group positions with all the query heads of the KV group, so each block of
-// K and V is read once for all of them. Prefill (several query blocks) takes all keys in one
-// task per block, walked by the kernel with an online softmax. Decode (all positions in one
-// block) has few tasks, so its keys are split into chunks of kAttentionDecodeChunk, each giving a
-// partial state; a second pass merges the chunks of each group in chunk order. The split depends
-// on the shapes only, never on the thread count, so results are bit-identical for any count.
+// K and V is read once for all of them; from tiled_min_rows rows on, the tiled kernel takes the
+// block, sized by tiled_positions to fill its vector lanes. Prefill (several query blocks) takes
+// all keys in one task per block, walked by the kernel with an online softmax. Decode (all
+// positions in one block) has few tasks, so its keys are split into chunks of
+// kAttentionDecodeChunk, each giving a partial state; a second pass merges the chunks of each group
+// in chunk order. The split depends on the shapes only, never on the thread count, so results are
+// bit-identical for any count.
 void f32_attention(const F32AttentionKernels& kt, const F32AttentionArgs& a,
                    runtime::ThreadPool& pool) {
   if (a.batch == 0 || a.q_len == 0 || a.n_heads == 0) return;
   const int64_t group = a.n_heads / a.n_kv_heads;
   const int64_t d = a.head_dim;
-  const int64_t pos_per_block = std::max<int64_t>(1, kQueryRowsPerTask / group);
+  // Many rows per block: the GEMM-like kernel, with blocks sized to fill its vector lanes.
+  // Chosen by the shapes alone (determinism).
+  const int64_t row_positions = std::max<int64_t>(1, kQueryRowsPerTask / group);
+  const bool tiled =
+      std::min(row_positions, a.q_len) * group >= kt.tiled_min_rows && d <= kTiledMaxHeadDim;
+  const int64_t pos_per_block = tiled ? tiled_positions(group, kt.tiled_lanes) : row_positions;
   const int64_t q_blocks = ceil_div(a.q_len, pos_per_block);
   // The keys batch row b can see at all: causal queries see nothing past the last position.
   auto key_run = [&](int64_t b) {
@@ -93,9 +128,13 @@ void f32_attention(const F32AttentionKernels& kt, const F32AttentionArgs& a,
   }
   const int64_t groups = a.batch * a.n_kv_heads;
   const int block_rows = int(std::min(pos_per_block, a.q_len) * group);
-  const size_t state_floats = kernels::f32_attention_state_floats(block_rows, int(d));
-  float* states = state_scratch(size_t(groups * q_blocks * chunks) * state_floats);
   const size_t ld = size_t(a.n_heads * d);  // q and out: one position of one batch row
+  const size_t tile_floats = tiled ? kt.tiled_scratch_floats(block_rows, int(d)) : 0;
+  // Partial states, unless the tiled kernel writes the output of its one part itself.
+  const size_t state_floats = kernels::f32_attention_state_floats(block_rows, int(d));
+  float* states = tiled && chunks == 1
+                      ? nullptr
+                      : state_scratch(size_t(groups * q_blocks * chunks) * state_floats);
 
   pool.parallel_for(groups * q_blocks * chunks, [&](int64_t task) {
     const int64_t c = task % chunks;
@@ -115,7 +154,6 @@ void f32_attention(const F32AttentionKernels& kt, const F32AttentionArgs& a,
     }
     const size_t kv = size_t(g * a.max_ctx * d);
     const size_t q0 = size_t((b * a.q_len + t0) * a.n_heads + h * group) * size_t(d);
-    float* state = states + size_t((g * q_blocks + qb) * chunks + c) * state_floats;
     kernels::F32AttentionPartialArgs p;
     p.q = a.q + q0;
     p.ldq = ld;
@@ -129,10 +167,20 @@ void f32_attention(const F32AttentionKernels& kt, const F32AttentionArgs& a,
     p.row_end = int(a.causal ? a.start_pos + t0 + 1 : end);
     p.row_end_step = a.causal ? 1 : 0;
     p.scale = a.scale;
-    p.state = state;
-    kt.partial(p);
-    if (chunks == 1) {
-      kt.merge({int(n_pos), int(group), int(d), 1, state, state_floats, a.out + q0, ld});
+    p.state = states == nullptr ? nullptr
+                                : states + size_t((g * q_blocks + qb) * chunks + c) * state_floats;
+    p.scratch = nullptr;
+    p.out = nullptr;
+    p.ldout = ld;
+    if (tiled) {
+      p.scratch = tile_scratch(tile_floats);
+      if (chunks == 1) p.out = a.out + q0;  // one part: the kernel does the merge's division
+      kt.partial_tiled(p);
+    } else {
+      kt.partial(p);
+      if (chunks == 1) {
+        kt.merge({int(n_pos), int(group), int(d), 1, p.state, state_floats, a.out + q0, ld});
+      }
     }
   });
   if (chunks == 1) return;

@@ -61,6 +61,19 @@ def test_prefill_lengths(isa, threads, q_len):
     check(isa, q, kc, vc, start_pos=20)
 
 
+@pytest.mark.parametrize("head_dim", [1, 3, 17, 32, 33, 64, 80, 96, 128])
+@pytest.mark.parametrize(("n_heads", "n_kv_heads"), [(2, 2), (6, 2), (16, 1)])
+def test_tiled_shapes(isa, threads, head_dim, n_heads, n_kv_heads):
+    """Many query rows take the tiled kernel: key blocks of 48, score tiles of 3 to 8 keys,
+    rows in vectors of 4 to 16 lanes, head dims in tiles of 3 to 8. Lengths on both sides of
+    each boundary, causal diagonals inside a block, a key range starting mid-block."""
+    rng = np.random.default_rng(head_dim * 100 + n_heads)
+    cases = [(47, 0, True), (49, 48, True), (97, 3, False), (16, 80, True)]
+    for q_len, start_pos, causal in cases:
+        q, kc, vc = make_inputs(rng, 2, q_len, n_heads, n_kv_heads, head_dim, start_pos + q_len)
+        check(isa, q, kc, vc, start_pos=start_pos, causal=causal, key_begin=np.array([0, 7]))
+
+
 @pytest.mark.parametrize("n_keys", [1, 17, 255, 257, 1000, 1500])
 def test_decode_key_lengths(isa, threads, n_keys):
     rng = np.random.default_rng(n_keys)
@@ -72,7 +85,9 @@ def test_decode_key_lengths(isa, threads, n_keys):
         check(isa, q, kc, vc, start_pos=n_keys - 2, key_begin=np.array([0, n_keys // 3]))
 
 
-@pytest.mark.parametrize(("n_heads", "n_kv_heads"), [(4, 4), (3, 1), (8, 2), (9, 3), (12, 3)])
+@pytest.mark.parametrize(
+    ("n_heads", "n_kv_heads"), [(4, 4), (3, 1), (8, 2), (9, 3), (12, 3), (16, 1), (32, 1)]
+)
 def test_gqa_ratios(isa, threads, n_heads, n_kv_heads):
     rng = np.random.default_rng(n_heads * 10 + n_kv_heads)
     q, kc, vc = make_inputs(rng, 2, 45, n_heads, n_kv_heads, 64, 60)

@@ -87,6 +87,27 @@ struct VecF32 {
     return _mm256_add_ps(_mm256_shuffle_ps(s01, s23, _MM_SHUFFLE(1, 0, 1, 0)),
                          _mm256_shuffle_ps(s01, s23, _MM_SHUFFLE(3, 2, 3, 2)));
   }
+  // In place, x as a kWidth x kWidth matrix (x[i] its row i): lane j of x[i] <-> lane i of x[j].
+  // A 4x4 transpose within each 128-bit half (unpack, then shuffle), then the halves swapped
+  // into place. 24 shuffles.
+  static inline void transpose(Reg (&x)[kWidth]) {
+    Reg t[8];
+    for (int i = 0; i < 4; ++i) {
+      t[2 * i] = _mm256_unpacklo_ps(x[2 * i], x[2 * i + 1]);
+      t[2 * i + 1] = _mm256_unpackhi_ps(x[2 * i], x[2 * i + 1]);
+    }
+    Reg s[8];
+    for (int i = 0; i < 2; ++i) {
+      s[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+      s[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+      s[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+      s[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int k = 0; k < 4; ++k) {
+      x[k] = _mm256_permute2f128_ps(s[k], s[4 + k], 0x20);
+      x[4 + k] = _mm256_permute2f128_ps(s[k], s[4 + k], 0x31);
+    }
+  }
 };
 
 }  // namespace pyengine::kernels::avx2

@@ -90,6 +90,34 @@ struct VecF32 {
                                 _mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(3, 2, 3, 2)));
     return _mm512_shuffle_f32x4(r, r, _MM_SHUFFLE(3, 1, 2, 0));
   }
+  // In place, x as a kWidth x kWidth matrix (x[i] its row i): lane j of x[i] <-> lane i of x[j].
+  // Within each 128-bit quarter a 4x4 transpose (unpack, then shuffle), which leaves quarter L of
+  // x[4 i + k] holding rows 4 i .. 4 i + 3 of column 4 L + k; two rounds of quarter shuffles then
+  // gather the four quarters of each column. 64 shuffles.
+  static inline void transpose(Reg (&x)[kWidth]) {
+    Reg t[16];
+    for (int i = 0; i < 8; ++i) {
+      t[2 * i] = _mm512_unpacklo_ps(x[2 * i], x[2 * i + 1]);
+      t[2 * i + 1] = _mm512_unpackhi_ps(x[2 * i], x[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; ++i) {
+      x[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+      x[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+      x[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+      x[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int k = 0; k < 4; ++k) {
+      const Reg u0 = _mm512_shuffle_f32x4(x[k], x[4 + k], 0x88);  // quarters 0, 2 of each
+      const Reg u1 = _mm512_shuffle_f32x4(x[k], x[4 + k], 0xDD);  // quarters 1, 3 of each
+      const Reg u2 = _mm512_shuffle_f32x4(x[8 + k], x[12 + k], 0x88);
+      const Reg u3 = _mm512_shuffle_f32x4(x[8 + k], x[12 + k], 0xDD);
+      t[k] = _mm512_shuffle_f32x4(u0, u2, 0x88);
+      t[4 + k] = _mm512_shuffle_f32x4(u1, u3, 0x88);
+      t[8 + k] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
+      t[12 + k] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
+    }
+    for (int i = 0; i < 16; ++i) x[i] = t[i];
+  }
 };
 
 }  // namespace pyengine::kernels::avx512

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <limits>
 
+#include "kernels/common/f32_attention_tiled.h"
 #include "kernels/common/f32_math.h"
 #include "kernels/f32_attention_kernels.h"
 
@@ -283,10 +284,18 @@ static void f32_attention_merge(const F32AttentionMergeArgs& a) {
   }
 }
 
-// The table entry of one level: KB keys per online-softmax step.
-template <class V, int KB>
-static F32AttentionKernels f32_attention_table(const char* name) {
-  return {name, KB, &f32_attention_partial<V, KB>, &f32_attention_merge<V>};
+// The table entry of one level: KB keys per online-softmax step of the row kernel, tile shape T
+// for the tiled kernel (see f32_attention_tiled.h), used from tiled_min_rows rows on.
+template <class V, int KB, class T>
+static F32AttentionKernels f32_attention_table(const char* name, int tiled_min_rows) {
+  return {name,
+          KB,
+          &f32_attention_partial<V, KB>,
+          &f32_attention_partial_tiled<V, T>,
+          &f32_attention_tiled_scratch_floats<V, T>,
+          tiled_min_rows,
+          V::kWidth,
+          &f32_attention_merge<V>};
 }
 
 }  // namespace pyengine::kernels

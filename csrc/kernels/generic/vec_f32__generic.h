@@ -80,6 +80,8 @@ struct VecF32 {
     const Reg s23 = _mm_add_ps(_mm_unpacklo_ps(v[2], v[3]), _mm_unpackhi_ps(v[2], v[3]));
     return _mm_add_ps(_mm_movelh_ps(s01, s23), _mm_movehl_ps(s23, s01));
   }
+  // In place, x as a kWidth x kWidth matrix (x[i] its row i): lane j of x[i] <-> lane i of x[j].
+  static inline void transpose(Reg (&x)[kWidth]) { _MM_TRANSPOSE4_PS(x[0], x[1], x[2], x[3]); }
 };
 
 }  // namespace pyengine::kernels::generic
