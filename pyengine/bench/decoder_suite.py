@@ -71,12 +71,15 @@ def llama_cpp_prefill_and_decode(gguf_path, ids, new_tokens, threads, repeat):
     """llama.cpp through llama-cpp-python on the same GGUF (its native 4-bit weights)."""
     from llama_cpp import Llama
 
+    n_ctx = len(ids) + new_tokens + 8
+    # n_batch = n_ctx: the whole prompt is one batch, and llama-cpp-python keeps one row of
+    # scores per position only up to n_batch rows.
     llm = Llama(
         model_path=str(gguf_path),
-        n_ctx=len(ids) + new_tokens + 8,
+        n_ctx=n_ctx,
         n_threads=threads,
         n_threads_batch=threads,
-        n_batch=len(ids),
+        n_batch=n_ctx,
         verbose=False,
     )
     tokens = [int(t) for t in ids]
