@@ -93,6 +93,18 @@ def test_thread_count_does_not_change_a_bit(isa, shape, approximate):
 
 
 @pytest.mark.parametrize("approximate", MODES)
+def test_position_does_not_change_a_bit(isa, approximate):
+    """An element's result does not depend on where it falls: the kernels' four-vector main loop,
+    their single-vector loop and their masked tail compute it the same way."""
+    x = (4 * np.random.default_rng(5).standard_normal(300)).astype(np.float32)
+    whole = gelu(x, approximate=approximate, isa=isa)
+    for k in (1, 5, 16, 17, 63, 64, 65, 129):
+        np.testing.assert_array_equal(gelu(x[k:], approximate=approximate, isa=isa), whole[k:])
+    singles = [gelu(x[i : i + 1], approximate=approximate, isa=isa) for i in range(0, 300, 7)]
+    np.testing.assert_array_equal(np.concatenate(singles), whole[::7])
+
+
+@pytest.mark.parametrize("approximate", MODES)
 def test_no_reads_or_writes_past_buffers(isa, threads, approximate):
     rng = np.random.default_rng(2)
     for shape in [(1,), (3,), (7,), (2, 17), (33,), (3, 65), (129,), (4097,), (40_001,)]:

@@ -46,6 +46,21 @@ struct VecF32 {
     const __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
     return _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
   }
+  // p * 2^n for integer-valued n in [-150, 128], rounded once: p 2^h (exact) times 2^(n - h),
+  // h = floor(n / 2), both factors normal. Subnormal results included.
+  static inline Reg ldexp(Reg p, Reg n) {
+    const __m256i ni = _mm256_cvtps_epi32(n);
+    const __m256i h = _mm256_srai_epi32(ni, 1);
+    return _mm256_mul_ps(_mm256_mul_ps(p, pow2i(h)), pow2i(_mm256_sub_epi32(ni, h)));
+  }
+  // p * 2^n where n in [-126, 127] and the result is a normal number: one exact multiply.
+  static inline Reg ldexp_normal(Reg p, Reg n) { return _mm256_mul_ps(p, pow2n(n)); }
+  // 1 / d, correctly rounded (vrcpps's 12 bits would need two Newton steps to match).
+  static inline Reg recip(Reg d) { return _mm256_div_ps(_mm256_set1_ps(1.0f), d); }
+  // 2^k for int32 k in [-126, 127].
+  static inline Reg pow2i(__m256i k) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
+  }
   static inline float reduce_add(Reg v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));

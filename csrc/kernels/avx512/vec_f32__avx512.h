@@ -56,6 +56,17 @@ struct VecF32 {
     const __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));
     return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
   }
+  // p * 2^n for integer-valued n in [-150, 128], rounded once (subnormal results included;
+  // vscalefps). NaN in p or n gives NaN.
+  static inline Reg ldexp(Reg p, Reg n) { return _mm512_scalef_ps(p, n); }
+  // p * 2^n where n in [-126, 127] and the result is a normal number: here the same vscalefps.
+  static inline Reg ldexp_normal(Reg p, Reg n) { return _mm512_scalef_ps(p, n); }
+  // 1 / d for normal d, within 0.6 ulp: the 14-bit vrcp14ps estimate r, then one Newton step
+  // r + r (1 - d r) (relative error <= 2^-28 before its final rounding). Exact for powers of 2.
+  static inline Reg recip(Reg d) {
+    const __m512 r = _mm512_rcp14_ps(d);
+    return _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0f)), r);
+  }
   static inline float reduce_add(Reg v) { return _mm512_reduce_add_ps(v); }
   static inline float reduce_max(Reg v) { return _mm512_reduce_max_ps(v); }
   static inline void store(float* p, Reg v) { _mm512_storeu_ps(p, v); }

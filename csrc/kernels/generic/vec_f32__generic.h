@@ -47,6 +47,21 @@ struct VecF32 {
     const __m128i e = _mm_add_epi32(_mm_cvtps_epi32(n), _mm_set1_epi32(127));
     return _mm_castsi128_ps(_mm_slli_epi32(e, 23));
   }
+  // p * 2^n for integer-valued n in [-150, 128], rounded once: p 2^h (exact) times 2^(n - h),
+  // h = floor(n / 2), both factors normal. Subnormal results included.
+  static inline Reg ldexp(Reg p, Reg n) {
+    const __m128i ni = _mm_cvtps_epi32(n);
+    const __m128i h = _mm_srai_epi32(ni, 1);
+    return _mm_mul_ps(_mm_mul_ps(p, pow2i(h)), pow2i(_mm_sub_epi32(ni, h)));
+  }
+  // p * 2^n where n in [-126, 127] and the result is a normal number: one exact multiply.
+  static inline Reg ldexp_normal(Reg p, Reg n) { return _mm_mul_ps(p, pow2n(n)); }
+  // 1 / d, correctly rounded.
+  static inline Reg recip(Reg d) { return _mm_div_ps(_mm_set1_ps(1.0f), d); }
+  // 2^k for int32 k in [-126, 127].
+  static inline Reg pow2i(__m128i k) {
+    return _mm_castsi128_ps(_mm_slli_epi32(_mm_add_epi32(k, _mm_set1_epi32(127)), 23));
+  }
   static inline float reduce_add(Reg v) {
     __m128 s = _mm_add_ps(v, _mm_movehl_ps(v, v));
     s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
