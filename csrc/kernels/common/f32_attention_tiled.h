@@ -139,21 +139,7 @@ static inline void f32_attention_tile_rows(int nrv, const float* a, size_t lda_n
 // NaN propagates (x is max's second operand, see f32_exp).
 template <class V>
 static inline typename V::Reg f32_exp_nonpositive(typename V::Reg x) {
-  using R = typename V::Reg;
-  x = V::max(V::broadcast(-87.33f), x);
-  // n = round(x / ln2): adding 1.5 * 2^23 leaves the integer part in the mantissa (ties to even).
-  const R magic = V::broadcast(12582912.f);
-  const R n = V::sub(V::fmadd(x, V::broadcast(1.44269504088896341f), magic), magic);
-  R r = V::fmadd(n, V::broadcast(-0.693359375f), x);
-  r = V::fmadd(n, V::broadcast(2.12194440e-4f), r);
-  R p = V::broadcast(1.9875691500e-4f);
-  p = V::fmadd(p, r, V::broadcast(1.3981999507e-3f));
-  p = V::fmadd(p, r, V::broadcast(8.3334519073e-3f));
-  p = V::fmadd(p, r, V::broadcast(4.1665795894e-2f));
-  p = V::fmadd(p, r, V::broadcast(1.6666665459e-1f));
-  p = V::fmadd(p, r, V::broadcast(5.0000001201e-1f));
-  p = V::fmadd(p, V::mul(r, r), V::add(r, V::broadcast(1.0f)));
-  return V::mul(p, V::pow2n(n));  // n in [-126, 0]
+  return f32_math_detail::exp_clamped<V, true>(V::max(V::broadcast(-87.33f), x));
 }
 
 // Softmax step of one key block for the rows of one vector, down the columns of st (n_eff keys;
