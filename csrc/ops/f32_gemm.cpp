@@ -82,8 +82,16 @@ void pack_a_block(const float* a, size_t lda, int64_t rows, int kc, int mr, floa
   }
 }
 
-// Per-thread scratch for packed A, grown on first use and then reused: no allocation per call.
+// Scratch for packed A, per thread, grown on first use and then reused: no allocation per
+// call. One buffer for a single block (packed by the task that uses it), one for all of A
+// (packed once by the calling thread's job and shared by the tasks).
 float* pack_a_scratch(size_t floats) {
+  thread_local runtime::AlignedBuffer scratch;
+  if (scratch.size() < floats) scratch = runtime::AlignedBuffer(floats);
+  return scratch.data();
+}
+
+float* shared_a_scratch(size_t floats) {
   thread_local runtime::AlignedBuffer scratch;
   if (scratch.size() < floats) scratch = runtime::AlignedBuffer(floats);
   return scratch.data();
@@ -96,8 +104,8 @@ float* pack_a_scratch(size_t floats) {
 void gemm_path(const F32GemmKernels& kt, const F32GemmArgs& g, runtime::ThreadPool& pool) {
   const int64_t panels = ceil_div(g.n, kt.nr);
   const int64_t m_blocks = ceil_div(g.m, kt.mc);
-  // Split N only as far as needed to give every thread a few tasks: each N block re-packs the
-  // rows of A it needs, and the packed B panels stream from L3 either way.
+  // Split N only as far as needed to give every thread a few tasks (the packed B panels stream
+  // from L3 either way).
   const int64_t wanted = ceil_div(8 * int64_t(pool.num_threads()), m_blocks);
   const int64_t n_blocks = std::min(panels, pool.num_threads() == 1 ? 1 : wanted);
   const int64_t panels_per_block = ceil_div(panels, n_blocks);
@@ -108,17 +116,35 @@ void gemm_path(const F32GemmKernels& kt, const F32GemmArgs& g, runtime::ThreadPo
   const float* residual = in_place ? nullptr : g.residual;
   const bool has_ep = g.bias != nullptr || residual != nullptr;
 
-  pool.parallel_for(m_blocks * ceil_div(panels, panels_per_block), [&](int64_t t) {
-    const int64_t n_block_count = ceil_div(panels, panels_per_block);
+  const int64_t n_block_count = ceil_div(panels, panels_per_block);
+  // With several N blocks per M block, pack all of A once, up front, instead of once per N
+  // block: block (mb, kb) at mb * mc * K + mc * p0, in the layout pack_a_block writes.
+  float* shared = nullptr;
+  if (n_block_count > 1) {
+    shared = shared_a_scratch(size_t(m_blocks) * size_t(kt.mc) * size_t(g.k));
+    pool.parallel_for(m_blocks * k_blocks, [&](int64_t t) {
+      const int64_t mb = t / k_blocks, p0 = (t % k_blocks) * kt.kc;
+      const int64_t m0 = mb * kt.mc, m1 = std::min(g.m, m0 + kt.mc);
+      pack_a_block(g.a + m0 * g.lda + p0, g.lda, m1 - m0, int(std::min<int64_t>(kt.kc, g.k - p0)),
+                   kt.mr, shared + mb * kt.mc * g.k + kt.mc * p0);
+    });
+  }
+
+  pool.parallel_for(m_blocks * n_block_count, [&](int64_t t) {
     const int64_t mb = t / n_block_count, nb = t % n_block_count;
     const int64_t m0 = mb * kt.mc, m1 = std::min(g.m, m0 + kt.mc);
     const int64_t j0 = nb * panels_per_block, j1 = std::min(panels, j0 + panels_per_block);
-    float* a_packed = pack_a_scratch(size_t(kt.mc) * size_t(kt.kc));
+    float* own = shared == nullptr ? pack_a_scratch(size_t(kt.mc) * size_t(kt.kc)) : nullptr;
     for (int64_t kb = 0; kb < k_blocks; ++kb) {
       const int64_t p0 = kb * kt.kc;
       const int kc = int(std::min<int64_t>(kt.kc, g.k - p0));
       const bool last = kb + 1 == k_blocks;
-      pack_a_block(g.a + m0 * g.lda + p0, g.lda, m1 - m0, kc, kt.mr, a_packed);
+      const float* a_packed = own;
+      if (own != nullptr) {
+        pack_a_block(g.a + m0 * g.lda + p0, g.lda, m1 - m0, kc, kt.mr, own);
+      } else {
+        a_packed = shared + mb * kt.mc * g.k + kt.mc * p0;
+      }
       for (int64_t j = j0; j < j1; ++j) {
         const int64_t col = j * kt.nr;
         const int n = int(std::min<int64_t>(kt.nr, g.n - col));
