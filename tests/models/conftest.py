@@ -10,21 +10,25 @@ transformers = pytest.importorskip("transformers")
 VOCAB = 97
 
 
+# The shape every Llama-family variant shares: 2 layers, 4 query heads over 2 KV heads.
+LLAMA_SHAPE = dict(
+    vocab_size=VOCAB,
+    hidden_size=64,
+    intermediate_size=96,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=256,
+)
+
+
+def _family(config_cls, model_cls, **kw):
+    return config_cls(**{**LLAMA_SHAPE, **kw}), model_cls
+
+
 def _llama(**kw):
-    base = dict(
-        vocab_size=VOCAB,
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        tie_word_embeddings=False,
-        rms_norm_eps=1e-5,
-        rope_theta=10000.0,
-    )
-    base.update(kw)
-    return transformers.LlamaConfig(**base), transformers.LlamaForCausalLM
+    kw = {"tie_word_embeddings": False, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, **kw}
+    return _family(transformers.LlamaConfig, transformers.LlamaForCausalLM, **kw)
 
 
 VARIANTS = {
@@ -45,31 +49,11 @@ VARIANTS = {
         },
         rope_theta=500000.0,
     ),
-    "mistral": lambda: (
-        transformers.MistralConfig(
-            vocab_size=VOCAB,
-            hidden_size=64,
-            intermediate_size=96,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=256,
-            sliding_window=None,
-        ),
-        transformers.MistralForCausalLM,
+    "mistral": lambda: _family(
+        transformers.MistralConfig, transformers.MistralForCausalLM, sliding_window=None
     ),
-    "qwen2-bias": lambda: (
-        transformers.Qwen2Config(
-            vocab_size=VOCAB,
-            hidden_size=64,
-            intermediate_size=96,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=256,
-            tie_word_embeddings=True,
-        ),
-        transformers.Qwen2ForCausalLM,
+    "qwen2-bias": lambda: _family(
+        transformers.Qwen2Config, transformers.Qwen2ForCausalLM, tie_word_embeddings=True
     ),
     "gpt2": lambda: (
         transformers.GPT2Config(
