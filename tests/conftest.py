@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # tests/helpers.py
 from helpers import ISA_LEVELS  # noqa: E402
 
 import pyengine  # noqa: E402
+from pyengine.loaders import REGISTRY, resolve  # noqa: E402
 
 
 @pytest.fixture(params=ISA_LEVELS)
@@ -69,3 +71,36 @@ def tiny_llama_folder(tmp_path_factory):
         '{% if add_generation_prompt %}<assistant>{% endif %}"}'
     )
     return folder
+
+
+# ---- real models shipped as pip packages (skipped, naming the pip command, when absent) ----
+
+
+def _installed(name: str) -> bool:
+    try:
+        importlib.metadata.distribution(REGISTRY[name].package)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def require_model(name: str):
+    """Path of a registry model, or skip naming the pip command that provides it."""
+    if not _installed(name):
+        pytest.skip(f"{name} not installed: {REGISTRY[name].pip_command}")
+    return resolve(name)
+
+
+@pytest.fixture(name="require_model", scope="session")
+def require_model_fixture():
+    return require_model
+
+
+@pytest.fixture(scope="session")
+def smollm2_path():
+    return require_model("smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="session")
+def minilm_path():
+    return require_model("all-minilm-l6-v2")

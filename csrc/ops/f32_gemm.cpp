@@ -82,16 +82,11 @@ void pack_a_block(const float* a, size_t lda, int64_t rows, int kc, int mr, floa
   }
 }
 
-// Scratch for packed A, per thread, grown on first use and then reused: no allocation per
-// call. One buffer for a single block (packed by the task that uses it), one for all of A
-// (packed once by the calling thread's job and shared by the tasks).
-float* pack_a_scratch(size_t floats) {
-  thread_local runtime::AlignedBuffer scratch;
-  if (scratch.size() < floats) scratch = runtime::AlignedBuffer(floats);
-  return scratch.data();
-}
-
-float* shared_a_scratch(size_t floats) {
+// Scratch for packed A, per thread and per use (kSlot), grown on first use and then reused: no
+// allocation per call. Slot 0: one block, packed by the task that uses it; slot 1: all of A,
+// packed once per call and shared by the tasks.
+template <int kSlot>
+float* thread_scratch(size_t floats) {
   thread_local runtime::AlignedBuffer scratch;
   if (scratch.size() < floats) scratch = runtime::AlignedBuffer(floats);
   return scratch.data();
@@ -121,7 +116,7 @@ void gemm_path(const F32GemmKernels& kt, const F32GemmArgs& g, runtime::ThreadPo
   // block: block (mb, kb) at mb * mc * K + mc * p0, in the layout pack_a_block writes.
   float* shared = nullptr;
   if (n_block_count > 1) {
-    shared = shared_a_scratch(size_t(m_blocks) * size_t(kt.mc) * size_t(g.k));
+    shared = thread_scratch<1>(size_t(m_blocks) * size_t(kt.mc) * size_t(g.k));
     pool.parallel_for(m_blocks * k_blocks, [&](int64_t t) {
       const int64_t mb = t / k_blocks, p0 = (t % k_blocks) * kt.kc;
       const int64_t m0 = mb * kt.mc, m1 = std::min(g.m, m0 + kt.mc);
@@ -134,7 +129,7 @@ void gemm_path(const F32GemmKernels& kt, const F32GemmArgs& g, runtime::ThreadPo
     const int64_t mb = t / n_block_count, nb = t % n_block_count;
     const int64_t m0 = mb * kt.mc, m1 = std::min(g.m, m0 + kt.mc);
     const int64_t j0 = nb * panels_per_block, j1 = std::min(panels, j0 + panels_per_block);
-    float* own = shared == nullptr ? pack_a_scratch(size_t(kt.mc) * size_t(kt.kc)) : nullptr;
+    float* own = shared == nullptr ? thread_scratch<0>(size_t(kt.mc) * size_t(kt.kc)) : nullptr;
     for (int64_t kb = 0; kb < k_blocks; ++kb) {
       const int64_t p0 = kb * kt.kc;
       const int kc = int(std::min<int64_t>(kt.kc, g.k - p0));

@@ -5,6 +5,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import asdict, dataclass, field
 
+from pyengine.bench.timing import relative_spread
+
 
 @dataclass
 class Result:
@@ -39,11 +41,7 @@ class Result:
 
     def spread(self, engine: str) -> float:
         """Interquartile range over median: the run's own noise for this engine."""
-        xs = self.samples[engine]
-        if len(xs) < 4:
-            return (max(xs) - min(xs)) / statistics.median(xs)
-        q = statistics.quantiles(xs, n=4)
-        return (q[2] - q[0]) / statistics.median(xs)
+        return relative_spread(self.samples[engine])
 
     def speedup(self, peer: str) -> float:
         """How many times faster pyengine is than `peer` (> 1: pyengine wins)."""

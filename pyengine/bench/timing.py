@@ -7,6 +7,16 @@ import time
 from dataclasses import dataclass, field
 
 
+def relative_spread(samples: list[float]) -> float:
+    """Interquartile range relative to the median (the full range below 4 samples): the noise
+    of a run, used to tell a real change from jitter."""
+    mid = statistics.median(samples)
+    if len(samples) < 4:
+        return (max(samples) - min(samples)) / mid
+    q = statistics.quantiles(samples, n=4)
+    return (q[2] - q[0]) / mid
+
+
 @dataclass
 class Timing:
     """Seconds per call: every sample, and the summary figures the reports quote."""
@@ -19,11 +29,7 @@ class Timing:
 
     @property
     def spread(self) -> float:
-        """Interquartile range relative to the median: the run's noise."""
-        if len(self.samples) < 4:
-            return (max(self.samples) - min(self.samples)) / self.median
-        q = statistics.quantiles(self.samples, n=4)
-        return (q[2] - q[0]) / self.median
+        return relative_spread(self.samples)
 
 
 def measure(fn, *, repeat: int = 7, min_seconds: float = 0.05, warmup: int = 1) -> Timing:

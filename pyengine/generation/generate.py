@@ -90,7 +90,6 @@ def generate(
 
 def _encode(model, prompt, messages, chat) -> tuple[list[np.ndarray], bool, bool]:
     """(token ids per prompt, prompts were text, a single prompt)."""
-    tok = model.tokenizer
     if messages is not None:
         if prompt is not None:
             raise ValueError("pass either prompt or messages, not both")
@@ -135,7 +134,6 @@ def _encode(model, prompt, messages, chat) -> tuple[list[np.ndarray], bool, bool
                 if p.size == 0
                 else f"prompt {i} must be a 1-D sequence of ids"
             )
-    del tok
     return batch, False, single
 
 

@@ -6,18 +6,15 @@ to the length it needs (prompt + new tokens), so decode steps allocate nothing.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import numpy as np
 
 from pyengine.loaders import ModelConfig, UnsupportedModelError
 from pyengine.models import gpt2, llama
 from pyengine.models.common import WeightPacker
 from pyengine.runtime.debug import run_checked
-from pyengine.runtime.planner import KVCache, Plan, RunState, make_plan
+from pyengine.runtime.planner import KVCache, Plan, PlanCache, RunState, make_plan
 
 ARCHITECTURES = {**{f: llama for f in llama.FAMILIES}, **{f: gpt2 for f in gpt2.FAMILIES}}
-_PLANS_KEPT = 6
 
 
 class DecoderModel:
@@ -38,7 +35,7 @@ class DecoderModel:
         self._packer = WeightPacker(tensors, keep_reference=debug)
         self._weights = arch.prepare(config, self._packer)
         self._graphs: dict[str, object] = {}
-        self._plans: OrderedDict[tuple, Plan] = OrderedDict()
+        self._plans = PlanCache(capacity=6)
         self.cache: KVCache | None = None
         self.last_generation: dict = {}  # timings of the latest generate() (set by it)
 
@@ -83,14 +80,10 @@ class DecoderModel:
 
     def plan(self, batch: int, seq: int, logits: str = "last") -> Plan:
         """The plan for running `seq` new tokens of `batch` sequences (kept for reuse)."""
-        key = (logits, batch, seq)
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = make_plan(self._graph(logits), RunState(batch, seq, self.cache))
-            self._plans[key] = plan
-            while len(self._plans) > _PLANS_KEPT:
-                self._plans.popitem(last=False)
-        self._plans.move_to_end(key)
+        plan = self._plans.get(
+            (logits, batch, seq),
+            lambda: make_plan(self._graph(logits), RunState(batch, seq, self.cache)),
+        )
         plan.state.cache = self.cache
         return plan
 

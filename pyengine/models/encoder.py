@@ -3,8 +3,6 @@ pyengine's kernels: tokenize (truncated to max_seq_length), encode, pool, normal
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import numpy as np
 
 from pyengine.loaders import ModelConfig, UnsupportedModelError
@@ -12,9 +10,8 @@ from pyengine.models import bert
 from pyengine.models.common import WeightPacker
 from pyengine.models.pooling import l2_normalize, pool
 from pyengine.runtime.debug import run_checked
-from pyengine.runtime.planner import KVCache, Plan, RunState, make_plan
+from pyengine.runtime.planner import KVCache, Plan, PlanCache, RunState, make_plan
 
-_PLANS_KEPT = 8
 # sentence-transformers modules this pipeline implements
 _SUPPORTED_MODULES = ("Transformer", "Pooling", "Normalize")
 
@@ -49,24 +46,19 @@ class EncoderModel:
         self._packer = WeightPacker(tensors, keep_reference=debug)
         self._weights = bert.prepare(config, self._packer)
         self._graph = bert.build(config, self._weights)
-        self._plans: OrderedDict[tuple, Plan] = OrderedDict()
+        self._plans = PlanCache(capacity=8)
 
     @property
     def dim(self) -> int:
         return self.config.hidden_size * len(self.pooling_modes)
 
     def _plan(self, batch: int, seq: int) -> Plan:
-        key = (batch, seq)
-        plan = self._plans.get(key)
-        if plan is None:
+        def make():
             cfg = self.config
             scratch = KVCache.allocate(1, batch, cfg.num_heads, seq, cfg.head_dim)
-            plan = make_plan(self._graph, RunState(batch, seq, scratch))
-            self._plans[key] = plan
-            while len(self._plans) > _PLANS_KEPT:
-                self._plans.popitem(last=False)
-        self._plans.move_to_end(key)
-        return plan
+            return make_plan(self._graph, RunState(batch, seq, scratch))
+
+        return self._plans.get((batch, seq), make)
 
     def forward(self, input_ids, attention_mask, token_type_ids=None) -> np.ndarray:
         """Last hidden states [batch, seq, hidden] float32. attention_mask: 1 for real tokens,

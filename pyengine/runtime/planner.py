@@ -8,6 +8,7 @@ call time.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -83,6 +84,24 @@ class Plan:
         lines = [f"plan for batch={self.state.batch} seq={self.state.seq}: {shapes}"]
         lines += [f"  {i:4d} {s.op.name:<24} {s.op.describe()}" for i, s in enumerate(self.steps)]
         return "\n".join(lines)
+
+
+class PlanCache:
+    """The most recently used plans by shape key: plans hold their buffers, so only a few are
+    kept; making one again costs an allocation, never a wrong result."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._plans: OrderedDict[tuple, Plan] = OrderedDict()
+
+    def get(self, key: tuple, make) -> Plan:
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = make()
+            while len(self._plans) > self.capacity:
+                self._plans.popitem(last=False)
+        self._plans.move_to_end(key)
+        return plan
 
 
 def make_plan(graph: Graph, state: RunState) -> Plan:

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import pyengine
-from pyengine.loaders import ModelNotInstalledError, resolve
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -30,11 +29,8 @@ SENTENCES = [
 
 
 @pytest.fixture(scope="module")
-def minilm_folder():
-    try:
-        return resolve("all-minilm-l6-v2")
-    except ModelNotInstalledError as e:
-        pytest.skip(str(e))
+def minilm_folder(minilm_path):
+    return minilm_path
 
 
 @pytest.fixture(scope="module")

@@ -10,18 +10,14 @@ import numpy as np
 import pytest
 
 import pyengine
-from pyengine.loaders import ModelNotInstalledError, resolve
 
 GOLDEN = json.loads((Path(__file__).parents[1] / "goldens" / "smollm2_greedy.json").read_text())
 LOGIT_RTOL = 1e-4  # of max |logit|, as for the random-weight models
 
 
 @pytest.fixture(scope="module")
-def gguf_path():
-    try:
-        return resolve("smollm2-135m-instruct")
-    except ModelNotInstalledError as e:
-        pytest.skip(str(e))
+def gguf_path(smollm2_path):
+    return smollm2_path
 
 
 @pytest.fixture(scope="module")
