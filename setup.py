@@ -23,6 +23,20 @@ ISA_FLAGS = {
         "-mavx512vl",
         "-mavx512dq",
     ],
+    # avx512 plus the AMX tile unit and AVX512-BF16 (the fp32 -> bf16 conversion of A).
+    "amx": [
+        "-mavx",
+        "-mavx2",
+        "-mfma",
+        "-mf16c",
+        "-mavx512f",
+        "-mavx512bw",
+        "-mavx512vl",
+        "-mavx512dq",
+        "-mavx512bf16",
+        "-mamx-tile",
+        "-mamx-bf16",
+    ],
 }
 
 

@@ -1,9 +1,10 @@
 """Encoder speed: all-MiniLM-L6-v2 sentence embeddings, throughput (batch 32 x 128 tokens,
-sentences/s) and batch-1 latency (16 and 128 tokens, ms), at 1 and 2 threads, next to
-sentence-transformers on torch fp32 and ONNX Runtime (ONNX export with dynamic axes, all graph
-optimizations), measured in the same run on the same token batches (tokenization excluded).
+sentences/s) and batch-1 latency (16 and 128 tokens, ms), at 1 and 2 threads, pyengine with
+float32 and with bfloat16 weights next to sentence-transformers on torch fp32 and ONNX Runtime
+(ONNX export with dynamic axes, all graph optimizations), each peer measured once in the same
+run on the same token batches (tokenization excluded).
 
-    python bench/encoder.py [--threads 1,2] [--repeat 7]
+    python bench/encoder.py [--threads 1,2] [--dtypes float32,bfloat16] [--repeat 7]
 """
 
 import sys

@@ -8,8 +8,10 @@ def cpu_info() -> dict:
 
     Keys: ``brand``; ``features`` (flag -> bool: avx2, fma, f16c, avx512f/bw/vl/dq, avx512_vnni,
     avx512_bf16, avx_vnni, amx_tile/amx_bf16/amx_int8, ...; each true only when the OS also
-    enables the registers it needs); ``isa_level`` (the kernels in use: generic, avx2 or avx512,
-    the best supported unless PYENGINE_ISA forces one); ``supported_isa_levels``;
+    enables the registers it needs, and for AMX, when Linux granted this process the tile
+    state); ``isa_level`` (the kernels in use: generic, avx2, avx512 or amx = avx512 plus the AMX
+    tile unit for bfloat16 products; the best supported unless PYENGINE_ISA forces one);
+    ``supported_isa_levels``;
     ``num_threads`` (the pool's threads); ``available_cpus`` (CPUs in this process's affinity
     mask); ``cache_bytes`` (l1d, l2, l3; 0 where CPUID does not say).
     """

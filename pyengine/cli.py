@@ -14,7 +14,7 @@ from pyengine.loaders import LoaderError
 def _generate(args) -> int:
     import pyengine
 
-    model = pyengine.load(args.model, threads=args.threads)
+    model = pyengine.load(args.model, dtype=args.dtype, threads=args.threads)
     stream = model.generate(
         args.prompt,
         max_new_tokens=args.max_new_tokens,
@@ -56,7 +56,7 @@ def _encode(args) -> int:
             texts += [line.rstrip("\n") for line in f]
     if not texts:
         raise ValueError("no texts: pass them as arguments or with --input FILE")
-    model = pyengine.load(args.model, threads=args.threads)
+    model = pyengine.load(args.model, dtype=args.dtype, threads=args.threads)
     if not hasattr(model, "encode"):
         raise ValueError(f"{args.model} is not an encoder model")
     show = len(texts) > args.batch_size and sys.stderr.isatty() or args.progress
@@ -92,6 +92,17 @@ def _encode(args) -> int:
     return 0
 
 
+def add_dtype_argument(parser) -> None:
+    from pyengine.api import DTYPES
+
+    parser.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="float32",
+        help="how linear-layer weights are stored (bfloat16: half the bytes, ~1%% logit error)",
+    )
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="pyengine", description="CPU inference for fixed-weight transformer models"
@@ -106,6 +117,7 @@ def main(argv=None) -> int:
     )
     gen.add_argument("--max-new-tokens", type=int, default=64)
     gen.add_argument("--threads", type=int, default=None)
+    add_dtype_argument(gen)
     gen.add_argument("--temperature", type=float, default=0.0)
     gen.add_argument("--top-k", type=int, default=None)
     gen.add_argument("--top-p", type=float, default=None)
@@ -122,6 +134,7 @@ def main(argv=None) -> int:
     enc.add_argument("--output", help="write JSON lines here, or a .npy array [n, dim]")
     enc.add_argument("--batch-size", type=int, default=32)
     enc.add_argument("--threads", type=int, default=None)
+    add_dtype_argument(enc)
     enc.add_argument("--progress", action="store_true", help="show progress even when piped")
     args = parser.parse_args(argv)
     try:

@@ -3,6 +3,9 @@
 ``Linear(weight, bias=None, *, isa=None)`` packs ``weight`` ([out_features, in_features] float32,
 torch.nn.Linear's layout) once, at construction; ``lin(x, out=None, residual=None)`` computes
 ``x @ weight.T + bias (+ residual)`` for ``x`` of shape ``[..., in_features]``.
+``Bf16Linear`` takes the same arguments and stores the weight rounded to bfloat16 (half the
+bytes; fp32 activations and accumulation; on the amx level, many-row calls round ``x`` to
+bfloat16 too and run on the AMX tile unit: ``rounds_input(rows)`` says when).
 
 ``matmul(a, b, *, isa=None)`` is a general float32 ``a @ b`` for 2-D and batched 3-D operands.
 
@@ -30,14 +33,15 @@ Attention over a KV cache:
   key gets zeros.
 
 ``out`` (optional) receives the result without allocation; where documented it may be an input
-itself (in place). ``isa`` forces an ISA level ("generic", "avx2", "avx512"). Row-wise results do
-not depend on the thread count.
+itself (in place). ``isa`` forces an ISA level ("generic", "avx2", "avx512", "amx"). Row-wise
+results do not depend on the thread count.
 
 All validate their arguments and raise TypeError (dtype) or ValueError (shape, layout, range)
 naming the argument; all release the GIL while they compute.
 """
 
 from pyengine._C import (
+    Bf16Linear,
     Linear,
     add,
     attention,
@@ -53,6 +57,7 @@ from pyengine._C import (
 )
 
 __all__ = [
+    "Bf16Linear",
     "Linear",
     "add",
     "attention",

@@ -49,6 +49,10 @@ cpu::CpuFeatures features_from_dict(const py::dict& d) {
   f.avx512bw = get("avx512bw");
   f.avx512vl = get("avx512vl");
   f.avx512dq = get("avx512dq");
+  f.avx512_bf16 = get("avx512_bf16");
+  f.amx_tile = get("amx_tile");
+  f.amx_bf16 = get("amx_bf16");
+  f.amx_int8 = get("amx_int8");
   return f;
 }
 
@@ -125,6 +129,15 @@ void register_cpu(py::module_& m) {
       },
       py::arg("seconds") = 0.2, py::arg("isa") = py::none(),
       "Measured fp32 FMA GFLOP/s on all pool threads.");
+  m.def(
+      "probe_bf16_tile_peak_gflops",
+      [](double seconds, const py::object& isa) {
+        const auto level = isa_level_arg(isa);
+        py::gil_scoped_release release;
+        return ops::probe_bf16_tile_peak_gflops(level, seconds);
+      },
+      py::arg("seconds") = 0.2, py::arg("isa") = py::none(),
+      "Measured bf16 GFLOP/s of the AMX tile unit on all pool threads (0.0 without one).");
   m.def(
       "probe_read_bandwidth_gbs",
       [](size_t bytes, int repeats, const py::object& isa) {

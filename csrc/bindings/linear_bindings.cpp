@@ -1,4 +1,4 @@
-// pyengine._C: Linear (fixed, pre-packed weight) and matmul.
+// pyengine._C: Linear and Bf16Linear (fixed, pre-packed fp32 or bf16 weight) and matmul.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -7,13 +7,15 @@
 #include "bindings/array_checks.h"
 #include "bindings/kernel_clock.h"
 #include "bindings/register.h"
+#include "ops/bf16_linear.h"
 #include "ops/f32_linear.h"
 
 namespace pyengine::bindings {
 namespace {
 
-std::unique_ptr<ops::F32Linear> make_linear(const py::object& weight_obj,
-                                            const py::object& bias_obj, const py::object& isa) {
+template <class L>
+std::unique_ptr<L> make_linear(const py::object& weight_obj, const py::object& bias_obj,
+                               const py::object& isa) {
   py::array weight = require_f32_array(weight_obj, "weight");
   require_ndim(weight, "weight", 2, 2);
   if (weight.strides(0) % 4 != 0 || weight.strides(1) % 4 != 0) {
@@ -32,10 +34,11 @@ std::unique_ptr<ops::F32Linear> make_linear(const py::object& weight_obj,
   const float* w = static_cast<const float*>(weight.data());
   const int64_t s_out = weight.strides(0) / 4, s_in = weight.strides(1) / 4;
   py::gil_scoped_release release;
-  return std::make_unique<ops::F32Linear>(w, s_out, s_in, out_f, in_f, bias, level);
+  return std::make_unique<L>(w, s_out, s_in, out_f, in_f, bias, level);
 }
 
-py::array linear_call(const ops::F32Linear& lin, const py::object& x_obj, const py::object& out_obj,
+template <class L>
+py::array linear_call(const L& lin, const py::object& x_obj, const py::object& out_obj,
                       const py::object& residual_obj) {
   py::array x = require_f32_array(x_obj, "x");
   require_ndim(x, "x", 1, 32);
@@ -117,37 +120,53 @@ py::array matmul(const py::object& a_obj, const py::object& b_obj, const py::obj
   return out;
 }
 
-}  // namespace
-
-void register_linear(py::module_& m) {
-  py::class_<ops::F32Linear>(m, "Linear", R"doc(
-A fixed-weight linear layer: y = x @ weight.T + bias.
-
-weight: float32 [out_features, in_features] (torch.nn.Linear's layout; any strides), packed
-once, here, into the layout of the ISA level's micro-kernel. bias: float32 [out_features] or
-None. isa: force an ISA level for this layer ("generic", "avx2", "avx512"); None = the level
-chosen at import.)doc")
-      .def(py::init(&make_linear), py::arg("weight"), py::arg("bias") = py::none(), py::kw_only(),
-           py::arg("isa") = py::none())
-      .def("__call__", &linear_call, py::arg("x"), py::kw_only(), py::arg("out") = py::none(),
+// The Python face both Linear kinds share.
+template <class L>
+void def_linear_common(py::class_<L>& cls, const char* type_name) {
+  cls.def(py::init(&make_linear<L>), py::arg("weight"), py::arg("bias") = py::none(), py::kw_only(),
+          py::arg("isa") = py::none())
+      .def("__call__", &linear_call<L>, py::arg("x"), py::kw_only(), py::arg("out") = py::none(),
            py::arg("residual") = py::none(), R"doc(
 y = x @ weight.T + bias (+ residual).
 
 x: float32 C-contiguous [..., in_features]. out: optional float32 C-contiguous writeable
 [..., out_features] to write into (no allocation). residual: optional float32 array of the
 output's shape added in the epilogue; it may be `out` itself (in-place residual add).)doc")
-      .def_property_readonly("in_features", &ops::F32Linear::in_features)
-      .def_property_readonly("out_features", &ops::F32Linear::out_features)
-      .def_property_readonly("has_bias", &ops::F32Linear::has_bias)
-      .def_property_readonly(
-          "isa", [](const ops::F32Linear& l) { return cpu::isa_level_name(l.isa_level()); })
-      .def_property_readonly("kernel", [](const ops::F32Linear& l) { return l.kernels().name; })
-      .def_property_readonly("packed_nbytes", &ops::F32Linear::packed_bytes)
-      .def("__repr__", [](const ops::F32Linear& l) {
-        return "Linear(in_features=" + std::to_string(l.in_features()) +
+      .def_property_readonly("in_features", &L::in_features)
+      .def_property_readonly("out_features", &L::out_features)
+      .def_property_readonly("has_bias", &L::has_bias)
+      .def_property_readonly("isa", [](const L& l) { return cpu::isa_level_name(l.isa_level()); })
+      .def_property_readonly("kernel", [](const L& l) { return l.kernels().name; })
+      .def_property_readonly("packed_nbytes", &L::packed_bytes)
+      .def("__repr__", [type_name](const L& l) {
+        return std::string(type_name) + "(in_features=" + std::to_string(l.in_features()) +
                ", out_features=" + std::to_string(l.out_features()) +
                ", bias=" + (l.has_bias() ? "True" : "False") + ", kernel=" + l.kernels().name + ")";
       });
+}
+
+}  // namespace
+
+void register_linear(py::module_& m) {
+  py::class_<ops::F32Linear> f32(m, "Linear", R"doc(
+A fixed-weight linear layer: y = x @ weight.T + bias.
+
+weight: float32 [out_features, in_features] (torch.nn.Linear's layout; any strides), packed
+once, here, into the layout of the ISA level's micro-kernel. bias: float32 [out_features] or
+None. isa: force an ISA level for this layer ("generic", "avx2", "avx512", "amx"); None = the
+level chosen at import.)doc");
+  def_linear_common(f32, "Linear");
+
+  py::class_<ops::Bf16Linear> bf16(m, "Bf16Linear", R"doc(
+A fixed-weight linear layer with the weight stored as bfloat16: y = x @ weight.T + bias.
+
+Same arguments as Linear. The float32 weight is rounded to bfloat16 (nearest even) once, here,
+and packed; x, y, bias and residual stay float32 and products accumulate in float32. With more
+than a few rows on the amx level, x is rounded to bfloat16 as well and the product runs on the
+AMX tile unit (see rounds_input), which reads subnormal bfloat16 values as zero.)doc");
+  def_linear_common(bf16, "Bf16Linear");
+  bf16.def("rounds_input", &ops::Bf16Linear::rounds_input, py::arg("rows"),
+           "Whether a call with this many rows rounds x to bfloat16 (the AMX path).");
   m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::kw_only(), py::arg("isa") = py::none(),
         "a @ b in float32: [M, K] @ [K, N], or batched [B, M, K] @ [B, K, N] / [K, N].");
 }

@@ -1,6 +1,10 @@
 #include "cpu/features.h"
 
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include <cstdint>
 #include <cstring>
@@ -24,6 +28,18 @@ uint64_t xgetbv0() {
   unsigned lo = 0, hi = 0;
   __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
   return (uint64_t(hi) << 32) | lo;
+}
+
+// Linux enables AMX tile data per process, on request (arch_prctl ARCH_REQ_XCOMP_PERM for
+// XFEATURE_XTILEDATA); the first tile instruction without it kills the process with SIGILL.
+bool request_amx_permission() {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+  constexpr long kArchReqXcompPerm = 0x1023;
+  constexpr long kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
 }
 
 bool bit(unsigned word, int b) { return (word >> b) & 1u; }
@@ -100,6 +116,7 @@ CpuFeatures detect() {
       f.avx512_bf16 = bit(l71.eax, 5) && os_zmm;
     }
   }
+  if (f.amx_tile && !request_amx_permission()) f.amx_tile = f.amx_bf16 = f.amx_int8 = false;
   read_caches(f, max_leaf);
   return f;
 }

@@ -6,6 +6,9 @@
 namespace pyengine::cpu {
 namespace {
 
+constexpr IsaLevel kAllLevels[] = {IsaLevel::kGeneric, IsaLevel::kAvx2, IsaLevel::kAvx512,
+                                   IsaLevel::kAmx};
+
 // The features each level's translation units are compiled for (see setup.py's ISA_FLAGS).
 std::string missing_features(IsaLevel level, const CpuFeatures& f) {
   std::string missing;
@@ -23,6 +26,11 @@ std::string missing_features(IsaLevel level, const CpuFeatures& f) {
     need(f.avx512vl, "avx512vl");
     need(f.avx512dq, "avx512dq");
   }
+  if (level >= IsaLevel::kAmx) {
+    need(f.avx512_bf16, "avx512_bf16");
+    need(f.amx_tile, "amx_tile");
+    need(f.amx_bf16, "amx_bf16");
+  }
   return missing;
 }
 
@@ -36,16 +44,18 @@ const char* isa_level_name(IsaLevel level) {
       return "avx2";
     case IsaLevel::kAvx512:
       return "avx512";
+    case IsaLevel::kAmx:
+      return "amx";
   }
   return "?";
 }
 
 IsaLevel parse_isa_level(const std::string& name) {
-  for (IsaLevel level : {IsaLevel::kGeneric, IsaLevel::kAvx2, IsaLevel::kAvx512}) {
+  for (IsaLevel level : kAllLevels) {
     if (name == isa_level_name(level)) return level;
   }
   throw std::invalid_argument("unknown ISA level '" + name +
-                              "'; expected one of: generic, avx2, avx512");
+                              "'; expected one of: generic, avx2, avx512, amx");
 }
 
 bool isa_level_supported(IsaLevel level, const CpuFeatures& features) {
@@ -54,7 +64,7 @@ bool isa_level_supported(IsaLevel level, const CpuFeatures& features) {
 
 std::vector<IsaLevel> supported_isa_levels(const CpuFeatures& features) {
   std::vector<IsaLevel> levels;
-  for (IsaLevel level : {IsaLevel::kGeneric, IsaLevel::kAvx2, IsaLevel::kAvx512}) {
+  for (IsaLevel level : kAllLevels) {
     if (isa_level_supported(level, features)) levels.push_back(level);
   }
   return levels;

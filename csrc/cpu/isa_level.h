@@ -1,5 +1,7 @@
 // ISA levels: which family of kernel translation units runs. Chosen once, at first use, from
-// the detected features, or forced with PYENGINE_ISA=generic|avx2|avx512.
+// the detected features, or forced with PYENGINE_ISA=generic|avx2|avx512|amx. The amx level is
+// avx512 plus the AMX tile unit (and AVX512-BF16) for bf16 matrix products; its fp32 kernels
+// are the avx512 ones.
 #pragma once
 #include <string>
 #include <vector>
@@ -8,7 +10,7 @@
 
 namespace pyengine::cpu {
 
-enum class IsaLevel { kGeneric = 0, kAvx2 = 1, kAvx512 = 2 };
+enum class IsaLevel { kGeneric = 0, kAvx2 = 1, kAvx512 = 2, kAmx = 3 };
 
 const char* isa_level_name(IsaLevel level);
 // Throws std::invalid_argument naming the accepted names.

@@ -10,6 +10,7 @@ namespace pyengine::ops {
 
 const F32AttentionKernels& f32_attention_kernels(cpu::IsaLevel level) {
   switch (level) {
+    case cpu::IsaLevel::kAmx:  // fp32 kernels: the avx512 ones
     case cpu::IsaLevel::kAvx512:
       return kernels::avx512::f32_attention_kernels();
     case cpu::IsaLevel::kAvx2:

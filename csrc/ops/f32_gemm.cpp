@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "runtime/aligned_buffer.h"
+#include "runtime/thread_scratch.h"
 
 namespace pyengine::ops {
 
@@ -10,6 +10,7 @@ using kernels::GemmEpilogue;
 
 const F32GemmKernels& f32_gemm_kernels(cpu::IsaLevel level) {
   switch (level) {
+    case cpu::IsaLevel::kAmx:  // fp32 kernels: the avx512 ones
     case cpu::IsaLevel::kAvx512:
       return kernels::avx512::f32_gemm_kernels();
     case cpu::IsaLevel::kAvx2:
@@ -82,16 +83,6 @@ void pack_a_block(const float* a, size_t lda, int64_t rows, int kc, int mr, floa
   }
 }
 
-// Scratch for packed A, per thread and per use (kSlot), grown on first use and then reused: no
-// allocation per call. Slot 0: one block, packed by the task that uses it; slot 1: all of A,
-// packed once per call and shared by the tasks.
-template <int kSlot>
-float* thread_scratch(size_t floats) {
-  thread_local runtime::AlignedBuffer scratch;
-  if (scratch.size() < floats) scratch = runtime::AlignedBuffer(floats);
-  return scratch.data();
-}
-
 // Many rows: tasks are (M block, N block) pairs. Inside one, K is walked in kc blocks; the M
 // block's rows are packed (mc x kc, kept in L2), then for each packed B panel (kc x nr, kept in
 // L1) they are swept in mr-row tiles. The blocking depends on the kernel table only, never on the
@@ -116,7 +107,8 @@ void gemm_path(const F32GemmKernels& kt, const F32GemmArgs& g, runtime::ThreadPo
   // block: block (mb, kb) at mb * mc * K + mc * p0, in the layout pack_a_block writes.
   float* shared = nullptr;
   if (n_block_count > 1) {
-    shared = thread_scratch<1>(size_t(m_blocks) * size_t(kt.mc) * size_t(g.k));
+    shared = runtime::thread_scratch<runtime::kScratchF32SharedA>(size_t(m_blocks) * size_t(kt.mc) *
+                                                                  size_t(g.k));
     pool.parallel_for(m_blocks * k_blocks, [&](int64_t t) {
       const int64_t mb = t / k_blocks, p0 = (t % k_blocks) * kt.kc;
       const int64_t m0 = mb * kt.mc, m1 = std::min(g.m, m0 + kt.mc);
@@ -129,7 +121,10 @@ void gemm_path(const F32GemmKernels& kt, const F32GemmArgs& g, runtime::ThreadPo
     const int64_t mb = t / n_block_count, nb = t % n_block_count;
     const int64_t m0 = mb * kt.mc, m1 = std::min(g.m, m0 + kt.mc);
     const int64_t j0 = nb * panels_per_block, j1 = std::min(panels, j0 + panels_per_block);
-    float* own = shared == nullptr ? thread_scratch<0>(size_t(kt.mc) * size_t(kt.kc)) : nullptr;
+    float* own =
+        shared == nullptr
+            ? runtime::thread_scratch<runtime::kScratchF32BlockA>(size_t(kt.mc) * size_t(kt.kc))
+            : nullptr;
     for (int64_t kb = 0; kb < k_blocks; ++kb) {
       const int64_t p0 = kb * kt.kc;
       const int kc = int(std::min<int64_t>(kt.kc, g.k - p0));

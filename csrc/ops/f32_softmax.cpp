@@ -6,6 +6,7 @@ namespace pyengine::ops {
 
 const kernels::F32SoftmaxKernels& f32_softmax_kernels(cpu::IsaLevel level) {
   switch (level) {
+    case cpu::IsaLevel::kAmx:  // fp32 kernels: the avx512 ones
     case cpu::IsaLevel::kAvx512:
       return kernels::avx512::f32_softmax_kernels();
     case cpu::IsaLevel::kAvx2:

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/f32_gemm_kernels.h"
+#include "ops/bf16_gemm.h"
 #include "runtime/aligned_buffer.h"
 #include "runtime/thread_pool.h"
 
@@ -14,6 +15,7 @@ namespace {
 
 const kernels::ProbeKernels& probe_kernels(cpu::IsaLevel level) {
   switch (level) {
+    case cpu::IsaLevel::kAmx:  // fp32 kernels: the avx512 ones
     case cpu::IsaLevel::kAvx512:
       return kernels::avx512::probe_kernels();
     case cpu::IsaLevel::kAvx2:
@@ -28,27 +30,42 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-}  // namespace
-
-double probe_peak_gflops(cpu::IsaLevel level, double seconds) {
-  const auto& pk = probe_kernels(level);
+// GFLOP/s of `loop` (iterations -> flops done) on every pool thread at once, for about `seconds`.
+template <class Loop>
+double peak_on_all_threads(Loop loop, double seconds) {
   auto& pool = runtime::ThreadPool::instance();
   const int threads = pool.num_threads();
   // Calibrate the iteration count on one thread, then run it on all at once.
-  float sink[64];
   long iters = 1 << 16;
   auto t0 = std::chrono::steady_clock::now();
-  pk.fma_loop(iters, sink);
+  loop(iters, 0);
   const double calib = std::max(1e-6, seconds_since(t0));
   iters = std::max<long>(iters, long(iters * seconds / calib));
   std::vector<double> flops(size_t(threads), 0.0);
-  std::vector<float> sinks(size_t(threads) * 64);
   t0 = std::chrono::steady_clock::now();
-  pool.parallel_for(threads, [&](int64_t t) { flops[t] = pk.fma_loop(iters, &sinks[t * 64]); });
+  pool.parallel_for(threads, [&](int64_t t) { flops[t] = loop(iters, t); });
   const double elapsed = seconds_since(t0);
   double total = 0.0;
   for (double f : flops) total += f;
   return total / elapsed * 1e-9;
+}
+
+}  // namespace
+
+double probe_peak_gflops(cpu::IsaLevel level, double seconds) {
+  const auto& pk = probe_kernels(level);
+  const int threads = runtime::ThreadPool::instance().num_threads();
+  std::vector<float> sinks(size_t(threads) * 64);
+  return peak_on_all_threads(
+      [&](long iters, int64_t t) { return pk.fma_loop(iters, &sinks[t * 64]); }, seconds);
+}
+
+double probe_bf16_tile_peak_gflops(cpu::IsaLevel level, double seconds) {
+  const kernels::Bf16TileKernels* tiles = bf16_gemm_kernels(level).tiles;
+  if (tiles == nullptr) return 0.0;
+  // The loop does ~65k flops per iteration: start the calibration smaller.
+  return peak_on_all_threads([&](long iters, int64_t) { return tiles->peak_loop(iters / 16); },
+                             seconds);
 }
 
 double probe_read_bandwidth_gbs(cpu::IsaLevel level, size_t bytes, int repeats) {

@@ -1,5 +1,5 @@
-"""Decoder workloads: prefill and decode tokens/s of a causal LM, pyengine next to
-transformers on torch (fp32, the same weights) at the same thread count."""
+"""Decoder workloads: prefill and decode tokens/s of a causal LM, pyengine (one model per
+weight dtype) next to transformers on torch (fp32, the same weights) at the same thread count."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import numpy as np
 
 import pyengine
 from pyengine import _C
+from pyengine.api import DTYPES
+from pyengine.bench.dtypes import SHORT, dtype_notes, load_models, workload_label
 from pyengine.bench.peers import peer_threads
 from pyengine.bench.results import Result
 from pyengine.bench.timing import Timing, measure
@@ -150,21 +152,45 @@ def random_llama(
     return cfg, tensors
 
 
-def weight_bytes_per_token(cfg: ModelConfig) -> int:
-    """fp32 bytes a decode step streams: every layer's matrices plus the LM head (the embedding
-    lookup reads one row)."""
+# Bytes per weight of the matrix products (every linear layer and the LM head) for each
+# pyengine.load(dtype=...); norm weights and the embedding table stay float32 in every dtype.
+MATRIX_WEIGHT_BYTES = {"float32": 4, "bfloat16": 2}
+
+
+def decode_weight_counts(cfg: ModelConfig) -> tuple[int, int]:
+    """(matrix weights, norm weights) a decode step of a Llama-style decoder (gated MLP, no
+    biases) reads: every layer's attention and MLP matrices plus the LM head, which is streamed
+    in full even when tied to the embedding (it is packed as its own matrix); the two norms per
+    layer and the final norm. The embedding lookup reads one row and is not counted."""
     h, i, hd = cfg.hidden_size, cfg.intermediate_size, cfg.head_dim
     attn = h * cfg.num_heads * hd * 2 + h * cfg.num_kv_heads * hd * 2
-    per_layer = attn + 3 * h * i + 2 * h
-    return 4 * (cfg.num_layers * per_layer + cfg.vocab_size * h + h)
+    matrices = cfg.num_layers * (attn + 3 * h * i) + cfg.vocab_size * h
+    norms = cfg.num_layers * 2 * h + h
+    return matrices, norms
+
+
+def weight_bytes_per_token(cfg: ModelConfig, dtype: str = "float32") -> int:
+    """Bytes of weights a decode step streams with `dtype` matrix weights: the numerator of the
+    bandwidth roofline."""
+    matrices, norms = decode_weight_counts(cfg)
+    return MATRIX_WEIGHT_BYTES[dtype] * matrices + 4 * norms
 
 
 def prefill_flops(cfg: ModelConfig, tokens: int) -> float:
     """FLOPs of a prefill of `tokens` tokens: every layer's matrices per token, causal
     attention (scores and weighted sum over half the square), the LM head for the last token."""
-    weights_per_token = weight_bytes_per_token(cfg) / 4 - cfg.vocab_size * cfg.hidden_size
+    lm_head = cfg.vocab_size * cfg.hidden_size
+    layer_matrices = decode_weight_counts(cfg)[0] - lm_head
     attention = 2 * 2 * cfg.num_layers * cfg.num_heads * cfg.head_dim * tokens * tokens / 2
-    return 2 * weights_per_token * tokens + attention + 2 * cfg.vocab_size * cfg.hidden_size
+    return 2 * layer_matrices * tokens + attention + 2 * lm_head
+
+
+def bf16_products_on_tiles(rows: int) -> bool:
+    """Whether bf16-weight products of `rows` rows run on the AMX tile unit at the active ISA
+    level: their roof is the tile unit's measured peak, not the fp32 FMA peak."""
+    from pyengine.ops import Bf16Linear
+
+    return Bf16Linear(np.zeros((1, 1), np.float32)).rounds_input(rows)
 
 
 def load_torch_peer(source):
@@ -187,100 +213,127 @@ def run(
     threads_list,
     limits,
     *,
+    dtypes=DTYPES,
     peers=("torch", "llama.cpp"),
     quick=False,
     repeat=5,
     progress=None,
-    model=None,
+    models=None,
 ) -> list[Result]:
-    """Prefill and decode tokens/s of a causal LM, batch 1, greedy."""
+    """Prefill and decode tokens/s of a causal LM, batch 1, greedy: one pyengine model per
+    weight dtype in `dtypes` (`models` may hold ready ones, {dtype: model}; the others are
+    loaded from `source`). Each peer is measured once per thread count and its samples appear
+    in every dtype's Result, so all ratios of a run share one peer measurement."""
     from pyengine.loaders import resolve
 
     path = resolve(source)
-    model = model or pyengine.load(path)
-    prompt, new = (64, 16) if quick else (512, 128)
-    prompt = min(prompt, model.context_length - new)  # small test models have short contexts
-    ids = prompt_ids(model.vocab_size, prompt)
     name = path.stem if path.is_file() else path.name
+    models = load_models(
+        path, dtypes, models, progress=progress, message=f"decoder: loading {name}"
+    )
+    first = next(iter(models.values()))
+    cfg = first.config
+    prompt, new = (64, 16) if quick else (512, 128)
+    prompt = min(prompt, first.context_length - new)  # small test models have short contexts
+    ids = prompt_ids(first.vocab_size, prompt)
     hf = load_torch_peer(path) if "torch" in peers else None
     gguf = path if path.is_file() else None
+    prefill_on_tiles = "bfloat16" in models and bf16_products_on_tiles(prompt)
     results = []
     for t in threads_list:
         if progress:
             progress(f"decoder: {name} prefill/decode, {t} thread(s)")
-        pre = with_threads(t, pyengine_prefill, model, ids, repeat)
-        dec = with_threads(t, pyengine_decode, model, ids, new)
-        pre_s, dec_s = {"pyengine": pre.samples}, {"pyengine": dec["timing"].samples}
+        # the peers, once: their sample lists are shared by every dtype's Result below
+        peer_pre, peer_dec = {}, {}
         if hf is not None:
             p, d = with_threads(t, torch_prefill_and_decode, hf, ids, new, repeat)
-            pre_s["torch"], dec_s["torch"] = p.samples, d.samples
+            peer_pre["torch"], peer_dec["torch"] = p.samples, d.samples
         if "llama.cpp" in peers and gguf is not None:
             p, d = with_threads(t, llama_cpp_prefill_and_decode, gguf, ids, new, t, repeat)
-            pre_s["llama.cpp"], dec_s["llama.cpp"] = p.samples, d.samples
-        lim = limits[t]
-        prefill_roof = lim.peak_gflops * 1e9 / (prefill_flops(model.config, prompt) / prompt)
-        decode_roof = lim.read_gbs * 1e9 / weight_bytes_per_token(model.config)
-        results.append(
-            Result(
-                "decoder",
-                f"{name} prefill {prompt} tokens",
-                t,
-                "tok/s",
-                prompt,
-                pre_s,
-                prefill_roof,
-                "FMA peak",
+            peer_pre["llama.cpp"], peer_dec["llama.cpp"] = p.samples, d.samples
+        fma_roof = limits[t].peak_gflops * 1e9 / (prefill_flops(cfg, prompt) / prompt)
+        prefills, decodes = [], []
+        for dtype, model in models.items():
+            if progress and len(models) > 1:
+                progress(f"decoder: {name} pyengine with {dtype} weights, {t} thread(s)")
+            pre = with_threads(t, pyengine_prefill, model, ids, repeat)
+            dec = with_threads(t, pyengine_decode, model, ids, new)
+            pre_notes = dtype_notes(dtype, peer_pre)
+            if dtype == "bfloat16" and prefill_on_tiles:
+                tiles = limits[t].tile_peak_gflops
+                flops_per_token = prefill_flops(cfg, prompt) / prompt
+                prefill_roof = tiles * 1e9 / flops_per_token if tiles else None
+                prefill_kind = "AMX bf16 peak" if tiles else None
+            else:
+                prefill_roof, prefill_kind = fma_roof, "FMA peak"
+            prefills.append(
+                Result(
+                    "decoder",
+                    workload_label(f"{name} prefill {prompt} tokens", dtype),
+                    t,
+                    "tok/s",
+                    prompt,
+                    {"pyengine": pre.samples, **peer_pre},
+                    prefill_roof,
+                    prefill_kind,
+                    pre_notes,
+                )
             )
-        )
-        notes = [f"python overhead {100 * dec['python_overhead']:.1f}% of a decode step"]
-        if "llama.cpp" in dec_s:
-            notes.append("llama.cpp runs the GGUF's quantized weights natively")
-        results.append(
-            Result(
-                "decoder",
-                f"{name} decode {new} tokens",
-                t,
-                "tok/s",
-                1,
-                dec_s,
-                decode_roof,
-                "bandwidth",
-                notes,
+            dec_notes = [f"python overhead {100 * dec['python_overhead']:.1f}% of a decode step"]
+            dec_notes += dtype_notes(dtype, peer_dec)
+            if "llama.cpp" in peer_dec:
+                dec_notes.append("llama.cpp runs the GGUF's quantized weights natively")
+            decodes.append(
+                Result(
+                    "decoder",
+                    workload_label(f"{name} decode {new} tokens", dtype),
+                    t,
+                    "tok/s",
+                    1,
+                    {"pyengine": dec["timing"].samples, **peer_dec},
+                    limits[t].read_gbs * 1e9 / weight_bytes_per_token(cfg, dtype),
+                    "bandwidth",
+                    dec_notes,
+                )
             )
-        )
+        results += prefills + decodes  # each phase's dtypes side by side
     return results
 
 
-def run_random_llama(threads_list, limits, *, new=24, progress=None) -> list[Result]:
-    """Decode tokens/s of a random-weight 1.1B Llama against its bandwidth roofline."""
+def run_random_llama(threads_list, limits, *, dtypes=DTYPES, new=24, progress=None) -> list[Result]:
+    """Decode tokens/s of a random-weight 1.1B Llama against its bandwidth roofline, per weight
+    dtype. One model at a time: the random float32 tensors (4.4 GB) are drawn again for each
+    dtype (the same seed, the same weights) because packing consumes them."""
     from pyengine.models.decoder import DecoderModel
 
-    if progress:
-        progress("decoder: building a random-weight 1.1B Llama (TinyLlama shape)")
-    cfg, tensors = random_llama()
-    model = DecoderModel(cfg, tensors)
-    del tensors
-    ids = prompt_ids(cfg.vocab_size, 32)
     results = []
-    for t in threads_list:
+    for dtype in dtypes:
         if progress:
-            progress(f"decoder: 1.1B decode, {t} thread(s)")
-        dec = with_threads(t, pyengine_decode, model, ids, new)
-        roof = limits[t].read_gbs * 1e9 / weight_bytes_per_token(cfg)
-        gb = weight_bytes_per_token(cfg) / 1e9
-        results.append(
-            Result(
-                "decoder",
-                f"random Llama-1.1B decode {new} tokens",
-                t,
-                "tok/s",
-                1,
-                {"pyengine": dec["timing"].samples},
-                roof,
-                "bandwidth",
-                [f"{gb:.2f} GB of fp32 weights streamed per token"],
+            progress(f"decoder: building a random-weight 1.1B Llama (TinyLlama shape), {dtype}")
+        cfg, tensors = random_llama()
+        model = DecoderModel(cfg, tensors, dtype=dtype)
+        del tensors
+        ids = prompt_ids(cfg.vocab_size, 32)
+        streamed = weight_bytes_per_token(cfg, dtype)
+        for t in threads_list:
+            if progress:
+                progress(f"decoder: 1.1B decode, {dtype} weights, {t} thread(s)")
+            dec = with_threads(t, pyengine_decode, model, ids, new)
+            results.append(
+                Result(
+                    "decoder",
+                    workload_label(f"random Llama-1.1B decode {new} tokens", dtype),
+                    t,
+                    "tok/s",
+                    1,
+                    {"pyengine": dec["timing"].samples},
+                    limits[t].read_gbs * 1e9 / streamed,
+                    "bandwidth",
+                    [f"{streamed / 1e9:.2f} GB of {SHORT[dtype]} weights streamed per token"],
+                )
             )
-        )
+        del model
+    results.sort(key=lambda r: r.threads)  # stable: each thread count's dtypes side by side
     return results
 
 

@@ -1,7 +1,7 @@
 """Encoder workloads: sentence embeddings of fixed-length token batches (the model's work,
-tokenization excluded for every engine alike): pyengine next to sentence-transformers on torch
-fp32 and ONNX Runtime on an ONNX export (dynamic axes, all graph optimizations), each pinned to
-the same thread count."""
+tokenization excluded for every engine alike): pyengine (one model per weight dtype) next to
+sentence-transformers on torch fp32 and ONNX Runtime on an ONNX export (dynamic axes, all graph
+optimizations), each pinned to the same thread count."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 
 import pyengine
+from pyengine.api import DTYPES
+from pyengine.bench.dtypes import dtype_notes, load_models, workload_label
 from pyengine.bench.peers import peer_threads
 from pyengine.bench.results import Result
 from pyengine.bench.timing import Timing, measure
@@ -17,6 +19,15 @@ from pyengine.models.pooling import l2_normalize, pool
 
 WORKLOADS = [("throughput", 32, 128), ("latency", 1, 16), ("latency", 1, 128)]
 QUICK_WORKLOADS = [("throughput", 8, 32), ("latency", 1, 16)]
+
+# Every engine must compute the same embeddings before it is timed, or a ratio means nothing.
+# float32 weights: the same sums in another order, so entries agree to 1e-4.
+FP32_MAX_ABS_DIFF = 1e-4
+# bfloat16 weights keep 8 significant bits, so entries move by about 1e-3 (all-MiniLM-L6-v2:
+# max abs diff 1.4e-3) and an absolute bound would be arbitrary. Sentence embeddings are used
+# by their direction (MiniLM's are L2-normalized, compared by cosine), which bf16 must keep:
+# each sentence's cosine similarity to the float32 engines' (all-MiniLM-L6-v2: 1 - cos <= 3e-5).
+BF16_MIN_COSINE = 0.999
 
 
 def token_batch(batch: int, length: int, vocab: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -111,57 +122,100 @@ def export_onnx(folder: Path, path: Path) -> None:
     )
 
 
+def check_agreement(peer: str, theirs: np.ndarray, ours: np.ndarray, dtype: str) -> None:
+    """Raises unless pyengine with `dtype` weights computes the peer's (float32) embeddings
+    [batch, dim], within that dtype's tolerance."""
+    if dtype == "float32":
+        diff = float(np.abs(theirs - ours).max())
+        if not diff <= FP32_MAX_ABS_DIFF:  # NaN fails too
+            raise AssertionError(f"{peer} disagrees with pyengine (float32 weights) by {diff}")
+        return
+    a, b = theirs.astype(np.float64), ours.astype(np.float64)
+    cosine = (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+    worst = float(cosine.min())
+    if not worst >= BF16_MIN_COSINE:  # NaN fails too
+        raise AssertionError(
+            f"{peer} disagrees with pyengine ({dtype} weights): cosine similarity {worst:.6f} "
+            f"< {BF16_MIN_COSINE}"
+        )
+
+
 def time_embed(fn, feats, repeat: int) -> Timing:
     return measure(lambda: fn(feats), repeat=repeat, min_seconds=0.2)
 
 
 def run(
-    model,
     folder: Path,
     threads_list,
     *,
+    dtypes=DTYPES,
+    models=None,
     peers=("torch", "onnxruntime"),
     quick=False,
     repeat=7,
     workdir: Path | None = None,
     progress=None,
 ) -> list[Result]:
-    """all-MiniLM-L6-v2-style workloads: throughput in sentences/s, batch-1 latency in ms."""
+    """all-MiniLM-L6-v2-style workloads: throughput in sentences/s, batch-1 latency in ms, for
+    the encoder in `folder` (a sentence-transformers or Hugging Face folder): one pyengine model
+    per weight dtype in `dtypes` (`models` may hold ready ones, {dtype: model}; the others are
+    loaded from `folder`). Each peer is measured once per workload and thread count and its
+    samples appear in every dtype's Result."""
     import tempfile
 
+    models = load_models(
+        folder, dtypes, models, progress=progress, message=f"encoder: loading {Path(folder).name}"
+    )
+    first = next(iter(models.values()))
     workdir = workdir or Path(tempfile.mkdtemp(prefix="pyengine-bench-"))
     torch_peer = TorchPeer(folder) if "torch" in peers else None
     results = []
     for threads in threads_list:
-        engines = {"pyengine": lambda f: pyengine_embed(model, f)}
+        engines = {}
         if "torch" in peers:
             engines["torch"] = torch_peer.embed
         if "onnxruntime" in peers:
             if progress:
                 progress("encoder: exporting to ONNX")
             engines["onnxruntime"] = OnnxRuntimePeer(
-                folder, workdir, threads, model.pooling_modes, model.normalize
+                folder, workdir, threads, first.pooling_modes, first.normalize
             ).embed
         for kind, batch, length in QUICK_WORKLOADS if quick else WORKLOADS:
-            label = f"{model.config.architecture} {kind} {batch}x{length}"
+            label = f"{first.config.architecture} {kind} {batch}x{length}"
             if progress:
                 progress(f"encoder: {label}, {threads} thread(s)")
-            feats = token_batch(batch, length, model.config.vocab_size)
-            samples = {}
+            feats = token_batch(batch, length, first.config.vocab_size)
             previous = pyengine.get_num_threads()
             pyengine.set_num_threads(threads)
             try:
                 with peer_threads(threads):
-                    ours = engines["pyengine"](feats)
-                    for name, fn in engines.items():
-                        diff = float(np.abs(fn(feats) - ours).max())
-                        if diff > 1e-4:  # the same embeddings, or the comparison means nothing
-                            raise AssertionError(f"{name} disagrees with pyengine by {diff}")
-                        samples[name] = time_embed(fn, feats, repeat).samples
+                    theirs = {name: fn(feats) for name, fn in engines.items()}
+                    for dtype, model in models.items():
+                        ours = pyengine_embed(model, feats)
+                        for name, out in theirs.items():
+                            check_agreement(name, out, ours, dtype)
+                    # the peers, once: their sample lists are shared by every dtype's Result
+                    peer_samples = {
+                        name: time_embed(fn, feats, repeat).samples for name, fn in engines.items()
+                    }
+                    timings = {
+                        dtype: time_embed(lambda f, m=model: pyengine_embed(m, f), feats, repeat)
+                        for dtype, model in models.items()
+                    }
             finally:
                 pyengine.set_num_threads(previous)
-            if kind == "throughput":
-                results.append(Result("encoder", label, threads, "sent/s", batch, samples))
-            else:
-                results.append(Result("encoder", label, threads, "ms", 1, samples))
+            for dtype, timing in timings.items():
+                samples = {"pyengine": timing.samples, **peer_samples}
+                unit, work = ("sent/s", batch) if kind == "throughput" else ("ms", 1)
+                results.append(
+                    Result(
+                        "encoder",
+                        workload_label(label, dtype),
+                        threads,
+                        unit,
+                        work,
+                        samples,
+                        notes=dtype_notes(dtype, peer_samples),
+                    )
+                )
     return results

@@ -1,5 +1,7 @@
 """The GEMM/GEMV workloads: pyengine.ops.Linear next to numpy (its BLAS) and torch, computing
-the same y = x @ W^T into a preallocated output, at the same thread count."""
+the same y = x @ W^T into a preallocated output, at the same thread count. A few compute-bound
+cases also run pyengine.ops.Bf16Linear (bf16 weights; AMX where the CPU has it) next to the same
+float32 peers; memory-bound ones do not, since a GB/s figure means different bytes there."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pyengine.bench.machine import MachineLimits
 from pyengine.bench.peers import installed, peer_threads
 from pyengine.bench.results import Result
 from pyengine.bench.timing import measure
-from pyengine.ops import Linear
+from pyengine.ops import Bf16Linear, Linear
 
 SQUARE_SIZES = (256, 512, 1024, 2048, 4096)
 # (in_features, out_features): SmolLM2-135M, all-MiniLM-L6-v2 and a 1.1B Llama's projections.
@@ -29,6 +31,7 @@ class GemmCase:
     m: int
     k: int
     n: int
+    dtype: str = "float32"  # pyengine's weight storage; peers always compute in float32
 
     @property
     def flops(self) -> float:
@@ -48,7 +51,8 @@ def default_cases(mode: str = "full") -> list[GemmCase]:
     """ "full": bench/gemm.py's sweep; "standard": the runner's few model shapes and the
     streaming GEMV; "quick": a smoke run of two small cases."""
     if mode == "quick":
-        return [GemmCase(f"576->1536 M={m}", m, 576, 1536) for m in (1, 64)]
+        cases = [GemmCase(f"576->1536 M={m}", m, 576, 1536) for m in (1, 64)]
+        return cases + [GemmCase("576->1536 M=64 [bf16 weights]", 64, 576, 1536, "bfloat16")]
     name = f"gemv {STREAM_SHAPE[0]}x{STREAM_SHAPE[1]} (1 GiB)"
     stream = GemmCase(name, 1, STREAM_SHAPE[1], STREAM_SHAPE[0])
     if mode == "standard":
@@ -59,7 +63,11 @@ def default_cases(mode: str = "full") -> list[GemmCase]:
             (2048, 5632, 64),
             (1024, 1024, 1024),
         ]
-        return [GemmCase(f"{k}->{n} M={m}", m, k, n) for k, n, m in shapes] + [stream]
+        bf16 = [
+            GemmCase(f"{k}->{n} M={m} [bf16 weights]", m, k, n, "bfloat16")
+            for k, n, m in [(576, 1536, 512), (384, 1536, 4096), (1024, 1024, 1024)]
+        ]
+        return [GemmCase(f"{k}->{n} M={m}", m, k, n) for k, n, m in shapes] + bf16 + [stream]
     cases = [GemmCase(f"square {s}", s, s, s) for s in SQUARE_SIZES]
     cases += [GemmCase(f"{k}->{n} M={m}", m, k, n) for k, n in MODEL_SHAPES for m in MODEL_ROWS]
     return cases + [stream]
@@ -70,7 +78,7 @@ def _engines(case: GemmCase, rng: np.random.Generator):
     w = rng.standard_normal((case.n, case.k), dtype=np.float32)
     x = rng.standard_normal((case.m, case.k), dtype=np.float32)
     out = np.empty((case.m, case.n), np.float32)
-    lin = Linear(w)
+    lin = (Bf16Linear if case.dtype == "bfloat16" else Linear)(w)
     engines = {"pyengine": lambda: lin(x, out=out)}
     wt = w.T  # numpy's BLAS reads the transposed view directly
     engines["numpy"] = lambda: np.matmul(x, wt, out=out)
@@ -109,6 +117,9 @@ def run_case(
             limits.read_gbs,
             "bandwidth",
         )
+    roof, kind = limits.peak_gflops, "FMA peak"
+    if case.dtype == "bfloat16" and Bf16Linear(np.zeros((1, 1), np.float32)).rounds_input(case.m):
+        roof, kind = limits.tile_peak_gflops, "AMX bf16 peak"
     return Result(
         "kernels",
         case.name,
@@ -116,8 +127,8 @@ def run_case(
         "GFLOP/s",
         case.flops * 1e-9,
         samples,
-        limits.peak_gflops,
-        "FMA peak",
+        roof,
+        kind if roof else None,
     )
 
 

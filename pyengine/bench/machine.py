@@ -13,6 +13,8 @@ class MachineLimits:
     threads: int
     peak_gflops: float  # fp32 FMA throughput on `threads` threads, widest vectors of the level
     read_gbs: float  # streaming read bandwidth on `threads` threads, buffer far beyond the caches
+    # bf16 products of the AMX tile unit on `threads` threads (None: the level has none)
+    tile_peak_gflops: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -25,9 +27,10 @@ def measure_limits(threads: int, *, stream_bytes: int = 1 << 30) -> MachineLimit
     try:
         peak = max(_C.probe_peak_gflops(0.2) for _ in range(3))
         bandwidth = _C.probe_read_bandwidth_gbs(stream_bytes, 5)
+        tiles = max(_C.probe_bf16_tile_peak_gflops(0.2) for _ in range(3)) or None
     finally:
         _C.set_num_threads(previous)
-    return MachineLimits(threads, peak, bandwidth)
+    return MachineLimits(threads, peak, bandwidth, tiles)
 
 
 def describe_machine() -> dict:

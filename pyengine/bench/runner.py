@@ -4,6 +4,7 @@ and how it compares with the engines one would otherwise use, all measured in on
     pyengine-bench                                  the default suites on the default models
     pyengine-bench --quick                          a smoke run (under a minute)
     pyengine-bench --suite decoder --threads 1,2 --json run.json --plot run.png --markdown
+    pyengine-bench --dtypes bfloat16                pyengine with bf16 weights only
     pyengine-bench --compare old.json new.json      change per workload, regressions flagged
 """
 
@@ -15,6 +16,7 @@ import sys
 import time
 
 SUITES = ("kernels", "encoder", "decoder")
+DEFAULT_DTYPES = "float32,bfloat16"
 DEFAULT_MODELS = {"encoder": "all-minilm-l6-v2", "decoder": "smollm2-135m-instruct"}
 
 
@@ -49,6 +51,12 @@ def _parse_args(argv):
     p.add_argument(
         "--peers",
         help="comma-separated: numpy,torch,onnxruntime,llama.cpp (default: every installed one)",
+    )
+    p.add_argument(
+        "--dtypes",
+        default=DEFAULT_DTYPES,
+        help="comma-separated weight dtypes of pyengine's models in the encoder and decoder "
+        f"suites, one row each next to the same peer measurement (default: {DEFAULT_DTYPES})",
     )
     p.add_argument("--quick", action="store_true", help="small workloads, a smoke run")
     p.add_argument("--repeat", type=int, default=None, help="timed samples per workload")
@@ -95,6 +103,7 @@ def main(argv=None) -> int:
 
     import pyengine
     from pyengine.bench import decoder_suite, encoder_suite, gemm_suite
+    from pyengine.bench.dtypes import parse_dtypes
     from pyengine.bench.machine import describe_machine, measure_limits
     from pyengine.bench.peers import PEERS, peer_installed, peer_versions
 
@@ -107,6 +116,11 @@ def main(argv=None) -> int:
     bad = [p for p in requested if p not in PEERS]
     if bad:
         print(f"pyengine-bench: unknown peer(s) {bad}; choose from {list(PEERS)}", file=sys.stderr)
+        return 2
+    try:
+        dtypes = parse_dtypes(args.dtypes)
+    except ValueError as e:
+        print(f"pyengine-bench: {e}", file=sys.stderr)
         return 2
     peers = [p for p in requested if peer_installed(p)]
     missing = [p for p in requested if p not in peers]
@@ -127,13 +141,16 @@ def main(argv=None) -> int:
         f"{machine['isa_level']} ({', '.join(f for f in machine['features'] if 'avx' in f)})"
     )
     for t, lim in limits.items():
+        tiles = lim.tile_peak_gflops
         print(
             f"# {t} thread(s): measured FMA peak {lim.peak_gflops:.0f} GFLOP/s, read bandwidth "
-            f"{lim.read_gbs:.1f} GB/s"
+            f"{lim.read_gbs:.1f} GB/s" + (f", AMX bf16 peak {tiles:.0f} GFLOP/s" if tiles else "")
         )
     print("# versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     for p in missing:
         print(f"# peer {p}: not installed ({PEERS[p][1]})")
+    if {"encoder", "decoder"} & set(suites):
+        print(f"# pyengine weights: {', '.join(dtypes)} (each next to the same peer samples)")
 
     models = _models_by_suite(args.models, suites)
     results = []
@@ -149,15 +166,13 @@ def main(argv=None) -> int:
                 progress=progress,
             )
         elif suite == "encoder":
-            for m in models["encoder"]:
-                progress(f"encoder: loading {m}")
-                model = pyengine.load(m)
-                from pyengine.loaders import resolve
+            from pyengine.loaders import resolve
 
+            for m in models["encoder"]:
                 results += encoder_suite.run(
-                    model,
                     resolve(m),
                     threads,
+                    dtypes=dtypes,
                     peers=suite_peers,
                     quick=args.quick,
                     repeat=repeat,
@@ -165,11 +180,11 @@ def main(argv=None) -> int:
                 )
         else:
             for m in models["decoder"]:
-                progress(f"decoder: loading {m}")
                 results += decoder_suite.run(
                     m,
                     threads,
                     limits,
+                    dtypes=dtypes,
                     peers=suite_peers,
                     quick=args.quick,
                     repeat=repeat,

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyengine.ops import Linear
+from pyengine.ops import Bf16Linear, Linear
 from pyengine.runtime.graph import Graph
+from pyengine.runtime.reference import round_bf16
+
+# load(dtype=...) -> the native layer class that stores weights that way
+LINEAR_BY_DTYPE = {"float32": Linear, "bfloat16": Bf16Linear}
 
 
 class WeightPacker:
-    """Packs checkpoint tensors into native Linear layers, once, and drops the float32 copy the
-    loader kept (the packed layout is all the kernels read)."""
+    """Packs checkpoint tensors into native Linear layers (float32 or bfloat16 weights), once,
+    and drops the float32 copy the loader kept (the packed layout is all the kernels read)."""
 
-    def __init__(self, tensors, keep_reference: bool = False):
+    def __init__(self, tensors, dtype: str = "float32", keep_reference: bool = False):
         self.tensors = tensors
+        self.dtype = dtype
+        self._linear_class = LINEAR_BY_DTYPE[dtype]
         self.keep_reference = keep_reference
         # debug mode: id(Linear) -> (weight, bias) as unpacked float32, for the numpy reference
         self.reference_by_linear: dict[int, tuple] = {}
@@ -22,10 +28,11 @@ class WeightPacker:
         return np.ascontiguousarray(self.tensors[name], dtype=np.float32)
 
     def linear(self, weight: np.ndarray, bias: np.ndarray | None = None) -> Linear:
-        lin = Linear(weight, None if bias is None else np.ascontiguousarray(bias))
+        lin = self._linear_class(weight, None if bias is None else np.ascontiguousarray(bias))
         if self.keep_reference:
             ref_bias = None if bias is None else np.array(bias)
-            self.reference_by_linear[id(lin)] = (np.array(weight), ref_bias)
+            ref_weight = round_bf16(weight) if self.dtype == "bfloat16" else np.array(weight)
+            self.reference_by_linear[id(lin)] = (ref_weight, ref_bias)
         return lin
 
     def linear_from(self, prefix: str, has_bias: bool) -> Linear:

@@ -19,7 +19,14 @@ ARCHITECTURES = {**{f: llama for f in llama.FAMILIES}, **{f: gpt2 for f in gpt2.
 
 class DecoderModel:
     def __init__(
-        self, config: ModelConfig, tensors, tokenizer=None, extras=None, *, debug: bool = False
+        self,
+        config: ModelConfig,
+        tensors,
+        tokenizer=None,
+        extras=None,
+        *,
+        dtype: str = "float32",
+        debug: bool = False,
     ):
         arch = ARCHITECTURES.get(config.architecture)
         if arch is None:
@@ -32,7 +39,8 @@ class DecoderModel:
         self.extras = dict(extras or {})
         self.debug = debug
         self._arch = arch
-        self._packer = WeightPacker(tensors, keep_reference=debug)
+        self.dtype = dtype
+        self._packer = WeightPacker(tensors, dtype=dtype, keep_reference=debug)
         self._weights = arch.prepare(config, self._packer)
         self._graphs: dict[str, object] = {}
         self._plans = PlanCache(capacity=6)

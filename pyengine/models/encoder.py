@@ -18,7 +18,14 @@ _SUPPORTED_MODULES = ("Transformer", "Pooling", "Normalize")
 
 class EncoderModel:
     def __init__(
-        self, config: ModelConfig, tensors, tokenizer=None, extras=None, *, debug: bool = False
+        self,
+        config: ModelConfig,
+        tensors,
+        tokenizer=None,
+        extras=None,
+        *,
+        dtype: str = "float32",
+        debug: bool = False,
     ):
         if config.architecture not in bert.FAMILIES:
             raise UnsupportedModelError(
@@ -43,7 +50,8 @@ class EncoderModel:
         self.max_seq_length = min(
             int(limit), config.max_position_embeddings - config.position_offset
         )
-        self._packer = WeightPacker(tensors, keep_reference=debug)
+        self.dtype = dtype
+        self._packer = WeightPacker(tensors, dtype=dtype, keep_reference=debug)
         self._weights = bert.prepare(config, self._packer)
         self._graph = bert.build(config, self._weights)
         self._plans = PlanCache(capacity=8)

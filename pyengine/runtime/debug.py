@@ -23,8 +23,13 @@ def _expected(step, plan, inputs: list[np.ndarray], reference_by_linear: dict):
     if kind == "embed":
         return ref.embedding(a["table"], getattr(st, a.get("source", "ids")).reshape(-1))
     if kind == "linear":
-        weight, bias = reference_by_linear[id(a["linear"])]
-        return ref.linear(inputs[0], weight, bias, inputs[1] if len(inputs) > 1 else None)
+        lin = a["linear"]
+        weight, bias = reference_by_linear[id(lin)]
+        x = inputs[0]
+        rounds_input = getattr(lin, "rounds_input", None)  # bf16 weights on the AMX path
+        if rounds_input is not None and rounds_input(x.size // x.shape[-1]):
+            x = ref.round_bf16(x)
+        return ref.linear(x, weight, bias, inputs[1] if len(inputs) > 1 else None)
     if kind == "rms_norm":
         return ref.rms_norm(inputs[0], a["weight"], a["eps"])
     if kind == "layer_norm":

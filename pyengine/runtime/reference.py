@@ -16,6 +16,15 @@ def _f64(x):
     return np.asarray(x, dtype=np.float64)
 
 
+def round_bf16(x):
+    """float32 values rounded to the nearest bfloat16 (ties to even), as float32: what a bf16
+    Linear stores of its weight (and of its input on the AMX path). NaN stays NaN."""
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    rounded = (bits + np.uint32(0x7FFF) + ((bits >> 16) & 1)) & np.uint32(0xFFFF0000)
+    rounded = np.where(np.isnan(x), bits | np.uint32(0x00400000), rounded)
+    return rounded.astype(np.uint32).view(np.float32)
+
+
 def linear(x, weight, bias=None, residual=None):
     """x @ weight.T + bias + residual; weight [out, in]."""
     y = _f64(x) @ _f64(weight).T

@@ -96,3 +96,14 @@ def test_encode_json_lines_and_npy(tmp_path, capsys):
 
 def rows_vec(text):
     return pyengine.load("all-minilm-l6-v2").encode(text)
+
+
+def test_generate_with_bfloat16_weights(tiny_llama_folder, capsys):
+    argv = ["generate", "Once upon", "--model", str(tiny_llama_folder), "--max-new-tokens", "6"]
+    assert main(argv + ["--dtype", "bfloat16"]) == 0
+    out, _ = capsys.readouterr()
+    model = pyengine.load(tiny_llama_folder, dtype="bfloat16")
+    assert out == model.generate("Once upon", max_new_tokens=6) + "\n"
+    with pytest.raises(SystemExit):
+        main(argv + ["--dtype", "float16"])
+    assert "invalid choice: 'float16'" in capsys.readouterr().err

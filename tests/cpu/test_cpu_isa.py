@@ -14,6 +14,7 @@ from pyengine import _C
 
 AVX2 = {"sse2": True, "avx": True, "avx2": True, "fma": True, "f16c": True}
 AVX512 = {**AVX2, "avx512f": True, "avx512bw": True, "avx512vl": True, "avx512dq": True}
+AMX = {**AVX512, "avx512_bf16": True, "amx_tile": True, "amx_bf16": True}
 
 
 def test_cpu_info_reports_what_pyengine_uses():
@@ -55,6 +56,9 @@ def test_default_level_is_the_best_supported():
         (AVX512, "avx512"),
         ({**AVX2, "f16c": False}, "generic"),
         ({**AVX512, "avx512dq": False}, "avx2"),
+        (AMX, "amx"),
+        ({**AMX, "amx_bf16": False}, "avx512"),
+        ({**AMX, "avx512_bf16": False}, "avx512"),
     ],
 )
 def test_best_level_for_a_cpu(features, want):
@@ -68,6 +72,10 @@ def test_forcing_a_level_the_cpu_lacks_is_an_error():
         _C.choose_isa_level({"sse2": True}, "avx2")
     with pytest.raises(ValueError, match="unknown ISA level 'sse9'"):
         _C.choose_isa_level(AVX512, "sse9")
+    with pytest.raises(
+        RuntimeError, match="'amx' was requested but this CPU/OS lacks: avx512_bf16"
+    ):
+        _C.choose_isa_level(AVX512, "amx")
     assert _C.choose_isa_level(AVX512, "generic") == "generic"
 
 

@@ -3,6 +3,8 @@
 #pragma once
 #include <immintrin.h>
 
+#include <cstdint>
+
 namespace pyengine::kernels::avx2 {
 
 struct VecF32 {
@@ -122,6 +124,14 @@ struct VecF32 {
       x[k] = _mm256_permute2f128_ps(s[k], s[4 + k], 0x20);
       x[4 + k] = _mm256_permute2f128_ps(s[k], s[4 + k], 0x31);
     }
+  }
+  // ---- Added for bf16 weights (kernels/common/bf16_gemv_panel.h) ----
+  // kWidth (k, k + 1) pairs of bf16 at p, one 32-bit word per column (k in the low half), as
+  // fp32: a bf16 is the top half of the fp32 with the same bits, so this is exact.
+  static inline void load_bf16_pairs(const uint16_t* p, Reg& even, Reg& odd) {
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    even = _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+    odd = _mm256_castsi256_ps(_mm256_and_si256(w, _mm256_set1_epi32(int(0xFFFF0000u))));
   }
 };
 

@@ -1,6 +1,7 @@
 // 16-lane fp32 vector traits for the AVX-512 (F/BW/VL/DQ) level.
 // Only included by translation units under kernels/avx512/, compiled with AVX-512 flags.
 #pragma once
+#include <cstdint>
 // GCC 12 warns about the _mm512_undefined_ps() inside its own AVX-512 intrinsics once they are
 // inlined deep enough (GCC bug 105593, fixed in GCC 13). The diagnostic is located in the
 // intrinsics header, so silencing it while that header is read silences only this false alarm.
@@ -128,6 +129,14 @@ struct VecF32 {
       t[12 + k] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
     }
     for (int i = 0; i < 16; ++i) x[i] = t[i];
+  }
+  // ---- Added for bf16 weights (kernels/common/bf16_gemv_panel.h) ----
+  // kWidth (k, k + 1) pairs of bf16 at p, one 32-bit word per column (k in the low half), as
+  // fp32: a bf16 is the top half of the fp32 with the same bits, so this is exact.
+  static inline void load_bf16_pairs(const uint16_t* p, Reg& even, Reg& odd) {
+    const __m512i w = _mm512_loadu_si512(p);
+    even = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+    odd = _mm512_castsi512_ps(_mm512_and_si512(w, _mm512_set1_epi32(int(0xFFFF0000u))));
   }
 };
 

@@ -3,6 +3,8 @@
 #pragma once
 #include <emmintrin.h>
 
+#include <cstdint>
+
 namespace pyengine::kernels::generic {
 
 struct VecF32 {
@@ -97,6 +99,14 @@ struct VecF32 {
   }
   // In place, x as a kWidth x kWidth matrix (x[i] its row i): lane j of x[i] <-> lane i of x[j].
   static inline void transpose(Reg (&x)[kWidth]) { _MM_TRANSPOSE4_PS(x[0], x[1], x[2], x[3]); }
+  // ---- Added for bf16 weights (kernels/common/bf16_gemv_panel.h) ----
+  // kWidth (k, k + 1) pairs of bf16 at p, one 32-bit word per column (k in the low half), as
+  // fp32: a bf16 is the top half of the fp32 with the same bits, so this is exact.
+  static inline void load_bf16_pairs(const uint16_t* p, Reg& even, Reg& odd) {
+    const __m128i w = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    even = _mm_castsi128_ps(_mm_slli_epi32(w, 16));
+    odd = _mm_castsi128_ps(_mm_and_si128(w, _mm_set1_epi32(int(0xFFFF0000u))));
+  }
 };
 
 }  // namespace pyengine::kernels::generic

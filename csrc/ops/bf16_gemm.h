@@ -1,0 +1,49 @@
+// Drivers for bf16-weight products (kernels/bf16_gemm_kernels.h): packing fp32 weights to bf16
+// panels once, and the threading split around the per-level kernels. No intrinsics here.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "cpu/isa_level.h"
+#include "kernels/bf16_gemm_kernels.h"
+#include "runtime/thread_pool.h"
+
+namespace pyengine::ops {
+
+using kernels::Bf16GemmKernels;
+
+const Bf16GemmKernels& bf16_gemm_kernels(cpu::IsaLevel level);
+
+// fp32 -> bf16, rounded to nearest even (NaN stays NaN).
+uint16_t f32_to_bf16(float x);
+
+// uint16 elements of B[K, N] packed in the kernels' panel layout.
+size_t bf16_packed_b_size(int64_t n, int64_t k);
+
+// Packs B, element (k, n) at src[n * stride_n + k * stride_k] (a torch-style weight W[N, K] is
+// stride_n = K, stride_k = 1), rounding each value to bf16; padding is zero.
+void bf16_pack_b(const float* src, int64_t stride_n, int64_t stride_k, int64_t n, int64_t k,
+                 uint16_t* packed, runtime::ThreadPool& pool);
+
+// C[M, N] = A[M, K] @ B + bias[N] + residual[M, N], B packed by bf16_pack_b. bias and residual
+// may be nullptr; C may equal residual, and may not overlap A or B otherwise. With the matrix
+// engine (rows > gemv_max_m on the amx level) A is rounded to bf16 too; otherwise A is used in
+// fp32. Every element is computed the same way for any thread count.
+struct Bf16GemmArgs {
+  int64_t m, n, k;
+  const float* a;
+  size_t lda;
+  const uint16_t* b_packed;
+  float* c;
+  size_t ldc;
+  const float* bias = nullptr;
+  const float* residual = nullptr;
+  size_t ldr = 0;
+};
+void bf16_gemm_packed(const Bf16GemmKernels& kt, const Bf16GemmArgs& args,
+                      runtime::ThreadPool& pool);
+
+// Whether a product of `rows` rows rounds A to bf16 (the matrix-engine path).
+bool bf16_gemm_rounds_a(const Bf16GemmKernels& kt, int64_t rows);
+
+}  // namespace pyengine::ops
