@@ -67,6 +67,8 @@ ext = Pybind11Extension(
     "pyengine._C",
     sources,
     include_dirs=["csrc"],
+    # any header change rebuilds every source (setuptools tracks no per-file includes)
+    depends=sorted(glob("csrc/**/*.h", recursive=True)),
     cxx_std=20,
     extra_compile_args=[
         "-O3",
