@@ -43,10 +43,20 @@ struct Bf16TileKernels {
   double (*peak_loop)(long iters);
 };
 
+// Widens rows [p0, p0 + kc) of columns [c0, c0 + nr) of one packed panel to fp32, row-major
+// [kc][nr] at dst (the fp32 micro-kernels' panel layout). p0 even; nr a multiple of the level's
+// vector width with c0 + nr <= kBf16PanelWidth. When kc is odd, row kc (padding) is written too.
+using Bf16WidenFn = void (*)(const uint16_t* panel, int p0, int kc, int c0, int nr, float* dst);
+
 struct Bf16GemmKernels {
   const char* name;  // e.g. "bf16_gemm_amx"
   int gemv_max_m;
   Bf16GemvPanelFn gemv_panel;
+  // Levels without tiles: from widen_min_m rows on, products run this fp32 micro-kernel table on
+  // B widened by `widen` (fewer rows: gemv_panel in groups of gemv_max_m).
+  int widen_min_m;
+  Bf16WidenFn widen;
+  const F32GemmKernels* widened_kernels;
   const Bf16TileKernels* tiles;  // nullptr: many rows go through gemv_panel in groups
 };
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 
+#include "ops/f32_gemm.h"
 #include "runtime/thread_scratch.h"
 
 namespace pyengine::ops {
@@ -45,8 +46,8 @@ GemmEpilogue epilogue_at(const Bf16GemmArgs& g, int64_t row, int64_t col) {
           g.ldr};
 }
 
-// Few rows, or a level without a matrix engine: tasks are runs of whole panels; each panel is
-// swept by row groups of gemv_max_m (one pass over the weights when rows <= gemv_max_m).
+// Few rows: tasks are runs of whole panels; each panel is swept by row groups of gemv_max_m (one
+// pass over the weights when rows <= gemv_max_m).
 void gemv_path(const Bf16GemmKernels& kt, const Bf16GemmArgs& g, runtime::ThreadPool& pool) {
   const int64_t panels = ceil_div(g.n, kBf16PanelWidth);
   const int64_t tasks = std::min<int64_t>(panels, 4 * int64_t(pool.num_threads()));
@@ -111,6 +112,46 @@ void tile_path(const Bf16GemmKernels& kt, const Bf16GemmArgs& g, runtime::Thread
   });
 }
 
+// Enough rows to run the level's fp32 micro-kernel on widened weights: each widened slice is
+// then reused by at least this many rows (fewer rows go through the GEMV kernel in groups).
+constexpr int64_t kWidenMinRows = 16;
+
+struct WidenContext {
+  const Bf16GemmKernels* kt;
+  const uint16_t* b_packed;
+  int64_t k;
+  int nr;
+};
+
+// F32PanelSource over bf16 panels: fp32 panel j is columns [j*nr, j*nr + nr) of bf16 panel
+// j*nr / 32, widened into this thread's scratch (one extra row for an odd kc).
+const float* widened_slice(const void* ctx, int64_t j, int64_t p0, int kc) {
+  const auto& w = *static_cast<const WidenContext*>(ctx);
+  const int64_t col = j * w.nr;
+  float* dst = runtime::thread_scratch<runtime::kScratchBf16Widened>(size_t(kc + 1) * size_t(w.nr));
+  const uint16_t* panel = w.b_packed + size_t(col / kBf16PanelWidth) * panel_elems(w.k);
+  w.kt->widen(panel, int(p0), kc, int(col % kBf16PanelWidth), w.nr, dst);
+  return dst;
+}
+
+void widened_path(const Bf16GemmKernels& kt, const Bf16GemmArgs& g, runtime::ThreadPool& pool) {
+  const F32GemmKernels& fk = *kt.widened_kernels;
+  const WidenContext ctx{&kt, g.b_packed, g.k, fk.nr};
+  F32GemmArgs f;
+  f.m = g.m;
+  f.n = g.n;
+  f.k = g.k;
+  f.a = g.a;
+  f.lda = g.lda;
+  f.b_packed = nullptr;
+  f.c = g.c;
+  f.ldc = g.ldc;
+  f.bias = g.bias;
+  f.residual = g.residual;
+  f.ldr = g.ldr;
+  f32_gemm_blocked(fk, f, F32PanelSource{&widened_slice, &ctx}, pool);
+}
+
 }  // namespace
 
 size_t bf16_packed_b_size(int64_t n, int64_t k) {
@@ -142,6 +183,8 @@ void bf16_gemm_packed(const Bf16GemmKernels& kt, const Bf16GemmArgs& g, runtime:
   if (g.m <= 0 || g.n <= 0) return;
   if (bf16_gemm_rounds_a(kt, g.m)) {
     tile_path(kt, g, pool);
+  } else if (kt.tiles == nullptr && g.m >= kWidenMinRows) {
+    widened_path(kt, g, pool);
   } else {
     gemv_path(kt, g, pool);
   }

@@ -87,7 +87,8 @@ void pack_a_block(const float* a, size_t lda, int64_t rows, int kc, int mr, floa
 // block's rows are packed (mc x kc, kept in L2), then for each packed B panel (kc x nr, kept in
 // L1) they are swept in mr-row tiles. The blocking depends on the kernel table only, never on the
 // thread count, so every element is computed the same way for any number of threads.
-void gemm_path(const F32GemmKernels& kt, const F32GemmArgs& g, runtime::ThreadPool& pool) {
+void gemm_path(const F32GemmKernels& kt, const F32GemmArgs& g, const F32PanelSource& src,
+               runtime::ThreadPool& pool) {
   const int64_t panels = ceil_div(g.n, kt.nr);
   const int64_t m_blocks = ceil_div(g.m, kt.mc);
   // Split N only as far as needed to give every thread a few tasks (the packed B panels stream
@@ -138,7 +139,8 @@ void gemm_path(const F32GemmKernels& kt, const F32GemmArgs& g, runtime::ThreadPo
       for (int64_t j = j0; j < j1; ++j) {
         const int64_t col = j * kt.nr;
         const int n = int(std::min<int64_t>(kt.nr, g.n - col));
-        const float* b = g.b_packed + j * g.k * kt.nr + p0 * kt.nr;
+        const float* b = src.fn != nullptr ? src.fn(src.ctx, j, p0, kc)
+                                           : g.b_packed + j * g.k * kt.nr + p0 * kt.nr;
         for (int64_t i = m0; i < m1; i += kt.mr) {
           const GemmEpilogue ep{g.bias ? g.bias + col : nullptr,
                                 residual ? residual + i * g.ldr + col : nullptr, g.ldr};
@@ -157,8 +159,14 @@ void f32_gemm_packed(const F32GemmKernels& kt, const F32GemmArgs& g, runtime::Th
   if (g.m <= kt.gemv_max_m) {
     gemv_path(kt, g, pool);
   } else {
-    gemm_path(kt, g, pool);
+    gemm_path(kt, g, F32PanelSource{}, pool);
   }
+}
+
+void f32_gemm_blocked(const F32GemmKernels& kt, const F32GemmArgs& g, const F32PanelSource& src,
+                      runtime::ThreadPool& pool) {
+  if (g.m <= 0 || g.n <= 0) return;
+  gemm_path(kt, g, src, pool);
 }
 
 }  // namespace pyengine::ops

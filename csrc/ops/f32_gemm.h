@@ -39,4 +39,15 @@ struct F32GemmArgs {
 };
 void f32_gemm_packed(const F32GemmKernels& kt, const F32GemmArgs& args, runtime::ThreadPool& pool);
 
+// Where the many-rows path reads B: slices [kc][nr] of panel j (columns j*nr ..) from row p0, at
+// fn(ctx, j, p0, kc), valid until the same thread's next call. No fn: args.b_packed, packed by
+// f32_pack_b. Other weight formats (bf16) widen their slices into scratch here.
+struct F32PanelSource {
+  const float* (*fn)(const void* ctx, int64_t j, int64_t p0, int kc) = nullptr;
+  const void* ctx = nullptr;
+};
+// The many-rows path of f32_gemm_packed (cache-blocked micro-tiles) for any row count, B from src.
+void f32_gemm_blocked(const F32GemmKernels& kt, const F32GemmArgs& args, const F32PanelSource& src,
+                      runtime::ThreadPool& pool);
+
 }  // namespace pyengine::ops

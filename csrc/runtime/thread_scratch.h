@@ -17,9 +17,10 @@ float* thread_scratch(size_t floats) {
 
 // Scratch slots in use, one per distinct purpose.
 enum ScratchSlot : int {
-  kScratchF32BlockA = 0,   // fp32 GEMM: one packed block of A
-  kScratchF32SharedA = 1,  // fp32 GEMM: all of A, packed once per call
-  kScratchBf16A = 2,       // bf16 GEMM: all of A, rounded to bf16 once per call
+  kScratchF32BlockA = 0,    // fp32 GEMM: one packed block of A
+  kScratchF32SharedA = 1,   // fp32 GEMM: all of A, packed once per call
+  kScratchBf16A = 2,        // bf16 GEMM: all of A, rounded to bf16 once per call
+  kScratchBf16Widened = 3,  // bf16 weights without tiles: one panel slice widened to fp32
 };
 
 }  // namespace pyengine::runtime

@@ -165,11 +165,16 @@ const Bf16TileKernels kTiles = {kTileRows, &begin_thread, &convert_a, &block, &p
 }  // namespace
 
 const Bf16GemmKernels& bf16_gemm_kernels() {
+  // Few rows and the fallbacks are the avx512 level's; many rows run on the tiles.
+  const Bf16GemmKernels& vec = avx512::bf16_gemm_kernels();
   static const Bf16GemmKernels kernels = {
-      "bf16_gemm_amx",
-      avx512::bf16_gemm_kernels().gemv_max_m,
-      avx512::bf16_gemm_kernels().gemv_panel,
-      &kTiles,
+      .name = "bf16_gemm_amx",
+      .gemv_max_m = vec.gemv_max_m,
+      .gemv_panel = vec.gemv_panel,
+      .widen_min_m = vec.widen_min_m,
+      .widen = vec.widen,
+      .widened_kernels = vec.widened_kernels,
+      .tiles = &kTiles,
   };
   return kernels;
 }

@@ -76,6 +76,21 @@ static void bf16_gemv_panel_dispatch(std::index_sequence<Ms...>, int m, int n, i
   kByRows[m - 1](n, k, a, lda, b, c, ldc, ep);
 }
 
+// Bf16WidenFn: two rows per packed pair-row, kWidth columns per load.
+template <class V>
+static void bf16_widen(const uint16_t* panel, int p0, int kc, int c0, int nr, float* dst) {
+  constexpr int W = V::kWidth;
+  for (int p = 0; p < kc; p += 2) {
+    const uint16_t* line = panel + size_t((p0 + p) / 2) * 2 * kBf16PanelWidth + 2 * c0;
+    for (int c = 0; c < nr; c += W) {
+      typename V::Reg even, odd;
+      V::load_bf16_pairs(line + 2 * c, even, odd);
+      V::store(dst + p * nr + c, even);
+      V::store(dst + (p + 1) * nr + c, odd);
+    }
+  }
+}
+
 // Bf16GemvPanelFn for up to MAX_M rows.
 template <class V, int MAX_M>
 static void bf16_gemv_panel(int m, int n, int k, const float* a, size_t lda, const uint16_t* b,
