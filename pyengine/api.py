@@ -19,8 +19,8 @@ def load(source, dtype: str = "float32", threads: int | None = None, *, debug: b
         "bfloat16": they are rounded to bfloat16 once (half the memory, and half the bytes each
         decode step reads); activations, norms, attention and the KV cache stay float32, and on
         CPUs with AMX the many-row products (prefill, encoders) round activations to bfloat16
-        and run on the tile unit. Expect logits within about 1e-2 of float32's, relative to
-        their largest value.
+        and run on the tile unit. The tests bound the logits' deviation from float32 by 3% of
+        the largest |logit| (SmolLM2-135M measured: 0.8% with AMX, 0.4% without).
     threads: if given, sets the kernel thread pool's size (pyengine.set_num_threads).
     debug: run every op next to its numpy reference and stop at the first mismatch (slow).
 

@@ -167,6 +167,13 @@ AMX tile unit (see rounds_input), which reads subnormal bfloat16 values as zero.
   def_linear_common(bf16, "Bf16Linear");
   bf16.def("rounds_input", &ops::Bf16Linear::rounds_input, py::arg("rows"),
            "Whether a call with this many rows rounds x to bfloat16 (the AMX path).");
+  bf16.def(
+      "path",
+      [](const ops::Bf16Linear& l, int64_t rows) { return ops::bf16_path_name(l.path(rows)); },
+      py::arg("rows"),
+      "The kernels a call with this many rows runs: 'gemv' (few rows; weights widened in "
+      "registers), 'widened' (the fp32 micro-kernel on weights widened per cache block) or "
+      "'tiles' (AMX).");
   m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::kw_only(), py::arg("isa") = py::none(),
         "a @ b in float32: [M, K] @ [K, N], or batched [B, M, K] @ [B, K, N] / [K, N].");
 }

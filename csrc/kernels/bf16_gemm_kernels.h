@@ -30,8 +30,10 @@ using Bf16GemvPanelFn = void (*)(int m, int n, int k, const float* a, size_t lda
 // reads them, then each block times each packed panel runs over all of K in tile registers.
 struct Bf16TileKernels {
   int tile_rows;  // rows of A per block (32)
-  // Must run on a thread before its first `block` of a call (loads the tile configuration).
+  // Bracket a thread's run of `block` calls: load the tile configuration, then release the tile
+  // state, so an idle thread does not carry 8 KB of AMX state through every context switch.
   void (*begin_thread)();
+  void (*end_thread)();
   // One block of A: bf16(A[r][0:k]) for r < rows in the kernel's order (tile_rows * kp values,
   // 64-byte aligned), zeros past k and for rows in [rows, tile_rows).
   void (*convert_a)(int rows, int k, const float* a, size_t lda, uint16_t* dst, int kp);
@@ -49,7 +51,7 @@ struct Bf16TileKernels {
 using Bf16WidenFn = void (*)(const uint16_t* panel, int p0, int kc, int c0, int nr, float* dst);
 
 struct Bf16GemmKernels {
-  const char* name;  // e.g. "bf16_gemm_amx"
+  const char* name;  // e.g. "bf16_gemm_32x32__amx"
   int gemv_max_m;
   Bf16GemvPanelFn gemv_panel;
   // Levels without tiles: from widen_min_m rows on, products run this fp32 micro-kernel table on

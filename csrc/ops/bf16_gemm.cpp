@@ -76,6 +76,7 @@ void tile_path(const Bf16GemmKernels& kt, const Bf16GemmArgs& g, runtime::Thread
   const int64_t kp = padded_k(g.k);
   const int64_t blocks = ceil_div(g.m, tk.tile_rows);
   const size_t block_elems = size_t(tk.tile_rows) * size_t(kp);
+  // Kept at its largest size per calling thread (a long prefill: rows x K x 2 bytes).
   uint16_t* a16 = reinterpret_cast<uint16_t*>(runtime::thread_scratch<runtime::kScratchBf16A>(
       std::max<size_t>(1, (size_t(blocks) * block_elems + 1) / 2)));
   pool.parallel_for(blocks, [&](int64_t b) {
@@ -86,7 +87,8 @@ void tile_path(const Bf16GemmKernels& kt, const Bf16GemmArgs& g, runtime::Thread
 
   const int64_t panels = ceil_div(g.n, kBf16PanelWidth);
   // Rows per chunk: A's chunk (chunk x kp bf16) should stay well inside L2.
-  const int64_t chunk_blocks = std::max<int64_t>(1, (256 * 1024) / int64_t(block_elems * 2));
+  const int64_t block_bytes = std::max<int64_t>(1, int64_t(block_elems) * 2);  // K = 0: empty
+  const int64_t chunk_blocks = std::max<int64_t>(1, (256 * 1024) / block_bytes);
   const int64_t chunks = ceil_div(blocks, chunk_blocks);
   const int64_t wanted = ceil_div(4 * int64_t(pool.num_threads()), chunks);
   const int64_t runs = std::min(panels, pool.num_threads() == 1 ? 1 : wanted);
@@ -109,12 +111,9 @@ void tile_path(const Bf16GemmKernels& kt, const Bf16GemmArgs& g, runtime::Thread
                  g.ldc, has_epilogue(g) ? &ep : nullptr);
       }
     }
+    tk.end_thread();
   });
 }
-
-// Enough rows to run the level's fp32 micro-kernel on widened weights: each widened slice is
-// then reused by at least this many rows (fewer rows go through the GEMV kernel in groups).
-constexpr int64_t kWidenMinRows = 16;
 
 struct WidenContext {
   const Bf16GemmKernels* kt;
@@ -175,18 +174,36 @@ void bf16_pack_b(const float* src, int64_t stride_n, int64_t stride_k, int64_t n
   });
 }
 
-bool bf16_gemm_rounds_a(const Bf16GemmKernels& kt, int64_t rows) {
-  return kt.tiles != nullptr && rows > kt.gemv_max_m;
+Bf16Path bf16_gemm_path(const Bf16GemmKernels& kt, int64_t rows) {
+  if (rows <= kt.gemv_max_m) return Bf16Path::kGemv;
+  if (kt.tiles != nullptr) return Bf16Path::kTiles;
+  return rows >= kt.widen_min_m ? Bf16Path::kWidened : Bf16Path::kGemv;
+}
+
+const char* bf16_path_name(Bf16Path path) {
+  switch (path) {
+    case Bf16Path::kGemv:
+      return "gemv";
+    case Bf16Path::kWidened:
+      return "widened";
+    case Bf16Path::kTiles:
+      return "tiles";
+  }
+  return "?";
 }
 
 void bf16_gemm_packed(const Bf16GemmKernels& kt, const Bf16GemmArgs& g, runtime::ThreadPool& pool) {
   if (g.m <= 0 || g.n <= 0) return;
-  if (bf16_gemm_rounds_a(kt, g.m)) {
-    tile_path(kt, g, pool);
-  } else if (kt.tiles == nullptr && g.m >= kWidenMinRows) {
-    widened_path(kt, g, pool);
-  } else {
-    gemv_path(kt, g, pool);
+  switch (bf16_gemm_path(kt, g.m)) {
+    case Bf16Path::kTiles:
+      tile_path(kt, g, pool);
+      return;
+    case Bf16Path::kWidened:
+      widened_path(kt, g, pool);
+      return;
+    case Bf16Path::kGemv:
+      gemv_path(kt, g, pool);
+      return;
   }
 }
 

@@ -26,9 +26,9 @@ void bf16_pack_b(const float* src, int64_t stride_n, int64_t stride_k, int64_t n
                  uint16_t* packed, runtime::ThreadPool& pool);
 
 // C[M, N] = A[M, K] @ B + bias[N] + residual[M, N], B packed by bf16_pack_b. bias and residual
-// may be nullptr; C may equal residual, and may not overlap A or B otherwise. With the matrix
-// engine (rows > gemv_max_m on the amx level) A is rounded to bf16 too; otherwise A is used in
-// fp32. Every element is computed the same way for any thread count.
+// may be nullptr; C may equal residual, and may not overlap A or B otherwise. On the tile path
+// A is rounded to bf16 too (subnormals to zero, as the tile unit reads them); otherwise A is
+// used in fp32. Every element is computed the same way for any thread count.
 struct Bf16GemmArgs {
   int64_t m, n, k;
   const float* a;
@@ -43,7 +43,10 @@ struct Bf16GemmArgs {
 void bf16_gemm_packed(const Bf16GemmKernels& kt, const Bf16GemmArgs& args,
                       runtime::ThreadPool& pool);
 
-// Whether a product of `rows` rows rounds A to bf16 (the matrix-engine path).
-bool bf16_gemm_rounds_a(const Bf16GemmKernels& kt, int64_t rows);
+// Which kernels a product of `rows` rows runs: the few-row kernel (in groups of gemv_max_m),
+// the level's fp32 micro-kernel on widened weights, or the AMX tiles (which round A to bf16).
+enum class Bf16Path { kGemv, kWidened, kTiles };
+Bf16Path bf16_gemm_path(const Bf16GemmKernels& kt, int64_t rows);
+const char* bf16_path_name(Bf16Path path);
 
 }  // namespace pyengine::ops

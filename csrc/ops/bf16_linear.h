@@ -23,8 +23,9 @@ class Bf16Linear {
   cpu::IsaLevel isa_level() const { return level_; }
   const Bf16GemmKernels& kernels() const { return kernels_; }
   size_t packed_bytes() const { return packed_elems_ * sizeof(uint16_t); }
-  // Whether a call with `rows` rows rounds x to bf16 as well (the matrix-engine path).
-  bool rounds_input(int64_t rows) const { return bf16_gemm_rounds_a(kernels_, rows); }
+  // The kernels a call with `rows` rows runs; the tile path rounds x to bf16 as well.
+  Bf16Path path(int64_t rows) const { return bf16_gemm_path(kernels_, rows); }
+  bool rounds_input(int64_t rows) const { return path(rows) == Bf16Path::kTiles; }
 
  private:
   const uint16_t* packed() const { return reinterpret_cast<const uint16_t*>(packed_.data()); }

@@ -10,7 +10,13 @@ import numpy as np
 import pyengine
 from pyengine import _C
 from pyengine.api import DTYPES
-from pyengine.bench.dtypes import SHORT, dtype_notes, load_models, workload_label
+from pyengine.bench.dtypes import (
+    SHORT,
+    bf16_products_on_tiles,
+    dtype_notes,
+    load_models,
+    workload_label,
+)
 from pyengine.bench.peers import peer_threads
 from pyengine.bench.results import Result
 from pyengine.bench.timing import Timing, measure
@@ -183,14 +189,6 @@ def prefill_flops(cfg: ModelConfig, tokens: int) -> float:
     layer_matrices = decode_weight_counts(cfg)[0] - lm_head
     attention = 2 * 2 * cfg.num_layers * cfg.num_heads * cfg.head_dim * tokens * tokens / 2
     return 2 * layer_matrices * tokens + attention + 2 * lm_head
-
-
-def bf16_products_on_tiles(rows: int) -> bool:
-    """Whether bf16-weight products of `rows` rows run on the AMX tile unit at the active ISA
-    level: their roof is the tile unit's measured peak, not the fp32 FMA peak."""
-    from pyengine.ops import Bf16Linear
-
-    return Bf16Linear(np.zeros((1, 1), np.float32)).rounds_input(rows)
 
 
 def load_torch_peer(source):

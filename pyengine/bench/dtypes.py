@@ -53,3 +53,13 @@ def dtype_notes(dtype: str, peers) -> list[str]:
         f"pyengine with {SHORT[dtype]} weights vs peers in float32 "
         "(the same peer samples as the float32 row)"
     ]
+
+
+def bf16_products_on_tiles(rows: int) -> bool:
+    """Whether bf16-weight products of `rows` rows run on the AMX tile unit at the active ISA
+    level: their roof is the tile unit's measured peak, not the fp32 FMA peak."""
+    import numpy as np
+
+    from pyengine.ops import Bf16Linear
+
+    return Bf16Linear(np.zeros((1, 1), np.float32)).rounds_input(rows)

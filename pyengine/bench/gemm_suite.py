@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import pyengine
+from pyengine.bench.dtypes import bf16_products_on_tiles
 from pyengine.bench.machine import MachineLimits
 from pyengine.bench.peers import installed, peer_threads
 from pyengine.bench.results import Result
@@ -118,7 +119,7 @@ def run_case(
             "bandwidth",
         )
     roof, kind = limits.peak_gflops, "FMA peak"
-    if case.dtype == "bfloat16" and Bf16Linear(np.zeros((1, 1), np.float32)).rounds_input(case.m):
+    if case.dtype == "bfloat16" and bf16_products_on_tiles(case.m):
         roof, kind = limits.tile_peak_gflops, "AMX bf16 peak"
     return Result(
         "kernels",

@@ -17,12 +17,14 @@ def _f64(x):
 
 
 def round_bf16(x):
-    """float32 values rounded to the nearest bfloat16 (ties to even), as float32: what a bf16
-    Linear stores of its weight (and of its input on the AMX path). NaN stays NaN."""
-    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    """float32 values rounded to the nearest bfloat16 (ties to even), as float32, same shape:
+    what a bf16 Linear stores of its weight, and of its input on the AMX path (where the tile
+    unit also reads subnormals as zero). NaN stays NaN."""
+    x = np.asarray(x, dtype=np.float32)
+    bits = np.ascontiguousarray(x).reshape(-1).view(np.uint32)
     rounded = (bits + np.uint32(0x7FFF) + ((bits >> 16) & 1)) & np.uint32(0xFFFF0000)
-    rounded = np.where(np.isnan(x), bits | np.uint32(0x00400000), rounded)
-    return rounded.astype(np.uint32).view(np.float32)
+    rounded = np.where(np.isnan(x.reshape(-1)), bits | np.uint32(0x00400000), rounded)
+    return rounded.astype(np.uint32).view(np.float32).reshape(x.shape)
 
 
 def linear(x, weight, bias=None, residual=None):

@@ -97,7 +97,6 @@ def _check_one_row_per_dtype(results):
             assert fp32["samples"].keys() == bf16["samples"].keys() and "torch" in fp32["samples"]
             for peer in fp32["samples"].keys() - {"pyengine"}:
                 assert bf16["samples"][peer] == fp32["samples"][peer]
-            assert bf16["samples"]["pyengine"] != fp32["samples"]["pyengine"]
             assert any("bf16 weights vs peers in float32" in n for n in bf16["notes"])
             assert not any("vs peers" in n for n in fp32["notes"])
     decode = [r for r in results if r["suite"] == "decoder" and "decode" in r["workload"]]

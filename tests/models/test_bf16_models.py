@@ -56,11 +56,15 @@ def test_decode_steps_near_full_forward(bf16_loaded):
 def test_debug_mode_checks_every_op_against_rounded_operands(hf_checkpoint):
     name, folder, hf = hf_checkpoint
     model = pyengine.load(folder, dtype="bfloat16", debug=True)
-    model.forward(np.arange(1, 8)[None])  # raises OpMismatch naming the first op off
-    model.forward(np.arange(1, 3)[None])  # few rows: the other Linear path
+    # each Linear path (Bf16Linear.path): 2 rows "gemv"; 70 rows "tiles" on amx, "widened" on
+    # the other levels; 7 rows "tiles", or "widened" on generic/avx2, "gemv" on avx512
+    for rows in (2, 7, 70):  # debug mode raises OpMismatch naming the first op off
+        model.forward((np.arange(rows) % 50 + 1)[None])
 
 
-def test_smollm2_near_float32_and_same_greedy_text(smollm2_path):
+def test_smollm2_near_float32(smollm2_path):
+    """Teacher-forced over the golden text, so one near-tie cannot derail the rest (free-running
+    greedy text may part from float32's at such a tie, as any change of precision can)."""
     from test_smollm2 import GOLDEN
 
     fp32 = pyengine.load(smollm2_path)
@@ -71,9 +75,6 @@ def test_smollm2_near_float32_and_same_greedy_text(smollm2_path):
     assert err <= BF16_LOGIT_RTOL, f"{err:.3g}"
     agree = (got.argmax(-1) == want.argmax(-1)).mean()
     assert agree >= 0.9, agree
-    assert bf16.generate(GOLDEN["prompt"], max_new_tokens=16) == fp32.generate(
-        GOLDEN["prompt"], max_new_tokens=16
-    )
 
 
 def test_minilm_near_sentence_transformers(minilm_path, threads):

@@ -112,6 +112,23 @@ def test_rounds_input_only_on_the_tile_path(isa):
     assert got == (8.0 if lin.rounds_input(64) else np.float32(8 * (1 + 2.0**-12)))
 
 
+# rows -> path, per level (Bf16Linear.path): few rows on the GEMV kernel; then AMX tiles, or the
+# level's fp32 micro-kernel on widened weights from 8 (generic, avx2) or 64 (avx512) rows.
+EXPECTED_PATHS = {
+    "generic": {1: "gemv", 4: "gemv", 7: "gemv", 8: "widened", 500: "widened"},
+    "avx2": {1: "gemv", 4: "gemv", 7: "gemv", 8: "widened", 500: "widened"},
+    "avx512": {1: "gemv", 4: "gemv", 5: "gemv", 63: "gemv", 64: "widened", 500: "widened"},
+    "amx": {1: "gemv", 4: "gemv", 5: "tiles", 64: "tiles", 500: "tiles"},
+}
+
+
+def test_path_by_row_count(isa):
+    lin = Bf16Linear(np.ones((8, 8), np.float32), isa=isa)
+    for rows, path in EXPECTED_PATHS[isa].items():
+        assert lin.path(rows) == path, (isa, rows)
+        assert lin.rounds_input(rows) == (path == "tiles")
+
+
 def test_half_the_bytes_of_float32():
     w = np.ones((100, 256), np.float32)
     assert Bf16Linear(w).packed_nbytes * 2 == pytest.approx(Linear(w).packed_nbytes, rel=0.3)

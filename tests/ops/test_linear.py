@@ -129,7 +129,9 @@ def test_strided_weight_is_packed_like_its_copy(linear_class, isa):
 
 def test_out_and_residual(linear_class, isa, threads):
     rng = np.random.default_rng(3)
-    for m, k, n in [(1, 65, 33), (4, 300, 129), (50, 1500, 100)]:
+    # K = 513 and 1025: a last K block of odd length after full ones (kc = 512 on avx2, 1024 on
+    # avx512); 70 rows reach every level's many-row path
+    for m, k, n in [(1, 65, 33), (4, 300, 129), (50, 1500, 100), (70, 513, 65), (70, 1025, 40)]:
         w = small_int_matrix(rng, (n, k))
         bias = small_int_matrix(rng, (n,))
         x = small_int_matrix(rng, (m, k))
@@ -168,7 +170,10 @@ def test_zero_sized_dimensions(linear_class, isa):
     rng = np.random.default_rng(6)
     bias = small_int_matrix(rng, (5,))
     lin = linear_class(np.zeros((5, 0), np.float32), bias, isa=isa)  # in_features = 0: y = bias
-    np.testing.assert_array_equal(lin(np.zeros((3, 0), np.float32)), np.tile(bias, (3, 1)))
+    for rows in (3, 40, 70):  # every path: few rows, many rows
+        np.testing.assert_array_equal(
+            lin(np.zeros((rows, 0), np.float32)), np.tile(bias, (rows, 1))
+        )
     empty = linear_class(np.zeros((0, 4), np.float32), isa=isa)
     assert empty(np.ones((2, 4), np.float32)).shape == (2, 0)
 

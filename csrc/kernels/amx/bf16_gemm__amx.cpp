@@ -2,10 +2,11 @@
 // bf16 tile times a 32x16 one into 16x16 fp32, per instruction), and the avx512 few-row kernel.
 // A 32x32 block of C lives in four accumulator tiles for all of K; the other four tiles hold
 // two 16-row slices of A and two 16-column slices of the weight panel.
+#include <immintrin.h>
+
 #include <cstdint>
 #include <cstring>
 
-#include "kernels/avx512/vec_f32__avx512.h"
 #include "kernels/bf16_gemm_kernels.h"
 
 namespace pyengine::kernels::amx {
@@ -37,6 +38,7 @@ constexpr TileConfig make_config() {
 constinit const TileConfig kConfig = make_config();
 
 void begin_thread() { _tile_loadconfig(&kConfig); }
+void end_thread() { _tile_release(); }
 
 // Rows [0, rows) of A to bf16 in tile order: for each K block of 32, the block's 32 rows of 32
 // values (2 KB, two 16-row tiles) lie contiguously, so the kernel streams A in one sequence.
@@ -44,12 +46,12 @@ void begin_thread() { _tile_loadconfig(&kConfig); }
 void convert_a(int rows, int k, const float* a, size_t lda, uint16_t* dst, int kp) {
   const int steps = kp / kBf16KBlock;
   for (int r = 0; r < kTileRows; ++r) {
-    const float* src = a + r * lda;
     uint16_t* out = dst + r * kBf16KBlock;
     for (int s = 0; s < steps; ++s) {
       const int k0 = s * kBf16KBlock;
       __m512i v = _mm512_setzero_si512();
       if (r < rows && k0 < k) {
+        const float* src = a + r * lda;
         const int left = k - k0;
         const __mmask16 lo = static_cast<__mmask16>(left >= 16 ? 0xFFFF : (1u << left) - 1u);
         const __mmask16 hi = static_cast<__mmask16>(left >= 32   ? 0xFFFF
@@ -157,10 +159,18 @@ double peak_loop(long iters) {
   }
   alignas(64) float sink[16 * 16];
   _tile_stored(0, sink, 64);  // keeps the loop observable
+  end_thread();
   return double(iters) * 4 * 2 * 16 * 16 * 32 + sink[0];
 }
 
-const Bf16TileKernels kTiles = {kTileRows, &begin_thread, &convert_a, &block, &peak_loop};
+const Bf16TileKernels kTiles = {
+    .tile_rows = kTileRows,
+    .begin_thread = &begin_thread,
+    .end_thread = &end_thread,
+    .convert_a = &convert_a,
+    .block = &block,
+    .peak_loop = &peak_loop,
+};
 
 }  // namespace
 
@@ -168,7 +178,7 @@ const Bf16GemmKernels& bf16_gemm_kernels() {
   // Few rows and the fallbacks are the avx512 level's; many rows run on the tiles.
   const Bf16GemmKernels& vec = avx512::bf16_gemm_kernels();
   static const Bf16GemmKernels kernels = {
-      .name = "bf16_gemm_amx",
+      .name = "bf16_gemm_32x32__amx",
       .gemv_max_m = vec.gemv_max_m,
       .gemv_panel = vec.gemv_panel,
       .widen_min_m = vec.widen_min_m,

@@ -125,7 +125,7 @@ struct VecF32 {
       x[4 + k] = _mm256_permute2f128_ps(s[k], s[4 + k], 0x31);
     }
   }
-  // ---- Added for bf16 weights (kernels/common/bf16_gemv_panel.h) ----
+  // ---- Added for bf16 weights (kernels/common/bf16_panel.h) ----
   // kWidth (k, k + 1) pairs of bf16 at p, one 32-bit word per column (k in the low half), as
   // fp32: a bf16 is the top half of the fp32 with the same bits, so this is exact.
   static inline void load_bf16_pairs(const uint16_t* p, Reg& even, Reg& odd) {

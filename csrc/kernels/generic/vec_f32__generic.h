@@ -99,7 +99,7 @@ struct VecF32 {
   }
   // In place, x as a kWidth x kWidth matrix (x[i] its row i): lane j of x[i] <-> lane i of x[j].
   static inline void transpose(Reg (&x)[kWidth]) { _MM_TRANSPOSE4_PS(x[0], x[1], x[2], x[3]); }
-  // ---- Added for bf16 weights (kernels/common/bf16_gemv_panel.h) ----
+  // ---- Added for bf16 weights (kernels/common/bf16_panel.h) ----
   // kWidth (k, k + 1) pairs of bf16 at p, one 32-bit word per column (k in the low half), as
   // fp32: a bf16 is the top half of the fp32 with the same bits, so this is exact.
   static inline void load_bf16_pairs(const uint16_t* p, Reg& even, Reg& odd) {

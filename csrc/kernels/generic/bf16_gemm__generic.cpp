@@ -1,14 +1,14 @@
 // bf16-weight kernels for the generic level: the shared few-row template on this level's vector
 // traits, and the widening of bf16 panels for this level's fp32 micro-kernel (many rows: this
 // level has no matrix engine).
-#include "kernels/common/bf16_gemv_panel.h"
+#include "kernels/common/bf16_panel.h"
 #include "kernels/generic/vec_f32__generic.h"
 
 namespace pyengine::kernels::generic {
 
 const Bf16GemmKernels& bf16_gemm_kernels() {
   static const Bf16GemmKernels kernels = {
-      .name = "bf16_gemv__generic",
+      .name = "bf16_gemm__generic",
       .gemv_max_m = 4,
       .gemv_panel = &bf16_gemv_panel<VecF32, 4>,
       .widen_min_m = 8,
