@@ -10,6 +10,23 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}" if abs(x) < 100 else f"{x:.0f}"
 
 
+def _grouped_notes(results) -> list[str]:
+    """One line per distinct note, naming the rows it applies to (a note shared by every
+    thread count of a workload names the workload once)."""
+    rows_by_note: dict[str, dict[str, list[int]]] = {}
+    for r in results:
+        for n in r.notes:
+            by_workload = rows_by_note.setdefault(n, {})
+            by_workload.setdefault(f"{r.suite} {r.workload}", []).append(r.threads)
+    lines = []
+    for note, by_workload in rows_by_note.items():
+        where = "; ".join(
+            f"{w} ({', '.join(map(str, threads))} thr)" for w, threads in by_workload.items()
+        )
+        lines.append(f"{where}: {note}")
+    return lines
+
+
 def table(results: list[Result], markdown: bool = False) -> str:
     peers = sorted({p for r in results for p in r.peers})
     header = [
@@ -38,7 +55,7 @@ def table(results: list[Result], markdown: bool = False) -> str:
         frac = r.of_limit()
         cells.append(f"{100 * frac:.0f}% {r.limit_kind}" if frac is not None else "")
         rows.append(cells)
-    notes = [f"{r.suite} {r.workload} ({r.threads} thr): {n}" for r in results for n in r.notes]
+    notes = _grouped_notes(results)
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(c) + " |" for c in rows]
