@@ -108,30 +108,15 @@ def tokenizer_from_gguf(metadata: Mapping[str, Any], source: str = "model.gguf")
     Raises UnsupportedModelError for a tokenizer model other than "gpt2" or an unknown
     pre-tokenizer, and CheckpointError for inconsistent vocabulary metadata.
     """
-    from tokenizers import (
-        AddedToken,
-        Regex,
-        Tokenizer,
-        decoders,
-        models,
-        pre_tokenizers,
-        processors,
-    )
+    from tokenizers import AddedToken
 
     kind = metadata.get("tokenizer.ggml.model")
-    if kind != "gpt2":
+    if kind not in _BUILDERS:
         raise UnsupportedModelError(
             f"{source}: unsupported tokenizer.ggml.model {kind!r}; only 'gpt2' (byte-level "
             "BPE) can be rebuilt. Load the weights alone with with_tokenizer=False."
         )
-    pre = metadata.get("tokenizer.ggml.pre", "default")
-    if not isinstance(pre, str) or pre not in PRE_TOKENIZER_REGEXES:
-        raise UnsupportedModelError(
-            f"{source}: unsupported tokenizer.ggml.pre {pre!r}; supported: "
-            f"{', '.join(PRE_TOKENIZER_REGEXES)}"
-        )
     tokens = list(metadata.get("tokenizer.ggml.tokens") or [])
-    merges_raw = list(metadata.get("tokenizer.ggml.merges") or [])
     types = list(metadata.get("tokenizer.ggml.token_type") or [TOKEN_NORMAL] * len(tokens))
     if not tokens:
         raise CheckpointError(f"{source}: tokenizer.ggml.tokens is missing or empty")
@@ -143,30 +128,8 @@ def tokenizer_from_gguf(metadata: Mapping[str, Any], source: str = "model.gguf")
     for index, token in enumerate(tokens):
         # llama.cpp keeps the first id of a duplicated string, as does a dict built in order
         vocab.setdefault(token, index)
-    merges = []
-    for index, merge in enumerate(merges_raw):
-        parts = merge.split(" ")
-        if len(parts) != 2 or parts[0] not in vocab or parts[1] not in vocab:
-            raise CheckpointError(f"{source}: tokenizer.ggml.merges[{index}] {merge!r} is invalid")
-        merges.append((parts[0], parts[1]))
-
     settings = tokenizer_settings(metadata)
-    unk = settings["special_tokens"]["unk"]
-    tokenizer = Tokenizer(
-        models.BPE(
-            vocab=vocab,
-            merges=merges,
-            unk_token=unk,
-            fuse_unk=False,
-            byte_fallback=False,
-            ignore_merges=pre in _LLAMA3_LIKE,
-        )
-    )
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Split(Regex(r), behavior="isolated") for r in PRE_TOKENIZER_REGEXES[pre]]
-        + [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
-    )
-    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer, post_steps = _BUILDERS[kind](metadata, tokens, vocab, settings, source)
 
     # only the first id of a duplicated string is reachable, so only it can be an added token
     special, user = [], []
@@ -182,32 +145,83 @@ def tokenizer_from_gguf(metadata: Mapping[str, Any], source: str = "model.gguf")
     if user:
         tokenizer.add_tokens(user)
 
-    steps = [processors.ByteLevel(trim_offsets=False)]
+    post_steps += _bos_eos_template(settings, vocab, source)
+    if len(post_steps) == 1:
+        tokenizer.post_processor = post_steps[0]
+    elif post_steps:
+        from tokenizers import processors
+
+        tokenizer.post_processor = processors.Sequence(post_steps)
+    return tokenizer
+
+
+def _byte_level_bpe(metadata, tokens, vocab, settings, source):
+    """tokenizer.ggml.model "gpt2": the merges as stored, split by `tokenizer.ggml.pre`'s regexes.
+    Returns the tokenizer and the post-processing steps that precede BOS/EOS."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+
+    pre = metadata.get("tokenizer.ggml.pre", "default")
+    if not isinstance(pre, str) or pre not in PRE_TOKENIZER_REGEXES:
+        raise UnsupportedModelError(
+            f"{source}: unsupported tokenizer.ggml.pre {pre!r}; supported: "
+            f"{', '.join(PRE_TOKENIZER_REGEXES)}"
+        )
+    merges = []
+    for index, merge in enumerate(metadata.get("tokenizer.ggml.merges") or []):
+        parts = merge.split(" ")
+        if len(parts) != 2 or parts[0] not in vocab or parts[1] not in vocab:
+            raise CheckpointError(f"{source}: tokenizer.ggml.merges[{index}] {merge!r} is invalid")
+        merges.append((parts[0], parts[1]))
+
+    tokenizer = Tokenizer(
+        models.BPE(
+            vocab=vocab,
+            merges=merges,
+            unk_token=settings["special_tokens"]["unk"],
+            fuse_unk=False,
+            byte_fallback=False,
+            ignore_merges=pre in _LLAMA3_LIKE,
+        )
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex(r), behavior="isolated") for r in PRE_TOKENIZER_REGEXES[pre]]
+        + [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+    )
+    tokenizer.decoder = decoders.ByteLevel()
+    return tokenizer, [processors.ByteLevel(trim_offsets=False)]
+
+
+_BUILDERS = {"gpt2": _byte_level_bpe}
+
+
+def _bos_eos_template(settings: Mapping[str, Any], vocab: Mapping[str, int], source: str) -> list:
+    """[TemplateProcessing] adding BOS/EOS as the settings say, or [] when neither is added."""
+    from tokenizers import processors
+
     bos, eos = settings["special_tokens"]["bos"], settings["special_tokens"]["eos"]
     add_bos, add_eos = settings["add_bos_token"], settings["add_eos_token"]
     if (add_bos and bos is None) or (add_eos and eos is None):
         raise CheckpointError(f"{source}: add_bos/add_eos is set but the token id is missing")
-    if add_bos or add_eos:
+    if not (add_bos or add_eos):
+        return []
 
-        def template(sequence: str, type_id: int) -> list[str]:
-            # "[BOS]:0 $A:0 [EOS]:0"; the pair template repeats it with type id 1 for $B
-            pieces = [bos] if add_bos else []
-            pieces.append(sequence)
-            pieces += [eos] if add_eos else []
-            return [f"{piece}:{type_id}" for piece in pieces]
+    def template(sequence: str, type_id: int) -> list[str]:
+        # "[BOS]:0 $A:0 [EOS]:0"; the pair template repeats it with type id 1 for $B
+        pieces = [bos] if add_bos else []
+        pieces.append(sequence)
+        pieces += [eos] if add_eos else []
+        return [f"{piece}:{type_id}" for piece in pieces]
 
-        used = {t for t, on in ((bos, add_bos), (eos, add_eos)) if on}
-        try:
-            steps.append(
-                processors.TemplateProcessing(
-                    single=template("$A", 0),
-                    pair=template("$A", 0) + template("$B", 1),
-                    special_tokens=[(t, vocab[t]) for t in used],
-                )
+    used = {t for t, on in ((bos, add_bos), (eos, add_eos)) if on}
+    try:
+        return [
+            processors.TemplateProcessing(
+                single=template("$A", 0),
+                pair=template("$A", 0) + template("$B", 1),
+                special_tokens=[(t, vocab[t]) for t in used],
             )
-        except Exception as exc:  # tokenizers raises a bare Exception for a bad template
-            raise UnsupportedModelError(
-                f"{source}: cannot express BOS/EOS {sorted(used)} as a template: {exc}"
-            ) from exc
-    tokenizer.post_processor = steps[0] if len(steps) == 1 else processors.Sequence(steps)
-    return tokenizer
+        ]
+    except Exception as exc:  # tokenizers raises a bare Exception for a bad template
+        raise UnsupportedModelError(
+            f"{source}: cannot express BOS/EOS {sorted(used)} as a template: {exc}"
+        ) from exc
