@@ -1,20 +1,39 @@
 """Rebuild a `tokenizers.Tokenizer` from GGUF metadata.
 
 A GGUF file carries no tokenizer.json: llama.cpp stores the vocabulary and settings as
-metadata keys, and re-implements the tokenizer in C++. For `tokenizer.ggml.model == "gpt2"`
-(byte-level BPE, used by GPT-2, Llama 3, Qwen2, SmolLM ...) this module assembles the same
-tokenizer from the `tokenizers` library's parts:
+metadata keys, and re-implements the tokenizer in C++. This module assembles the same tokenizer
+from the `tokenizers` library's parts, for the two kinds of `tokenizer.ggml.model` that cover the
+dense decoders we run:
 
-    tokenizer.ggml.tokens       vocabulary, already spelled in GPT-2's byte-to-unicode alphabet
-    tokenizer.ggml.merges       "left right" pairs, highest priority first
+    tokenizer.ggml.tokens       the vocabulary
     tokenizer.ggml.token_type   1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte
-    tokenizer.ggml.pre          which pre-tokenizer split the merges were trained with
     tokenizer.ggml.{bos,eos,unknown,padding}_token_id, add_bos_token, add_eos_token
 
-Control tokens (type 3) become special added tokens, user-defined ones (type 4) plain added
-tokens: both are matched whole in the input, as llama.cpp does. The pre-tokenizer is the list of
-regexes llama.cpp applies for that `pre` value (llama-vocab.cpp), each splitting the pieces of
-the previous one, followed by the byte-level mapping.
+"gpt2": byte-level BPE (GPT-2, Llama 3, Qwen2, SmolLM ...). Tokens are spelled in GPT-2's
+byte-to-unicode alphabet, and
+
+    tokenizer.ggml.merges       "left right" pairs, highest priority first
+    tokenizer.ggml.pre          which pre-tokenizer split the merges were trained with
+
+The pre-tokenizer is the list of regexes llama.cpp applies for that `pre` value (llama-vocab.cpp),
+each splitting the pieces of the previous one, followed by the byte-level mapping.
+
+"llama": SentencePiece BPE (Llama 2, TinyLlama, Mistral, Gemma ...). Tokens are pieces with "▁"
+for a space, "<0x00>".."<0xFF>" byte tokens (type 6) for characters outside the vocabulary, and
+
+    tokenizer.ggml.scores       one float per token: merge priority, highest first
+    tokenizer.ggml.add_space_prefix   prepend a space to the text (default true)
+
+There are no merges: llama.cpp's SPM tokenizer, like SentencePiece, starts from characters and
+keeps joining the adjacent pair whose concatenation is a token with the highest score. A BPE model
+whose merges are every cut of every token into two tokens, ranked by the token's score, does the
+same (`sentencepiece_merges`). Text is not pre-split: pieces may span spaces ("▁▁▁" indentation).
+The space prefix goes before every run of text that starts the input or follows an added token,
+as llama.cpp does (and Hugging Face's "legacy" Llama tokenizer; its newer Metaspace form adds it
+only at the start of the input, and not before text that already starts with a space).
+
+In both, control and unknown tokens (types 3, 2) become special added tokens, user-defined ones
+(type 4) plain added tokens: both are matched whole in the input, as llama.cpp does.
 """
 
 from __future__ import annotations
@@ -25,6 +44,7 @@ from typing import Any
 from .errors import CheckpointError, UnsupportedModelError
 
 TOKEN_NORMAL, TOKEN_UNKNOWN, TOKEN_CONTROL, TOKEN_USER_DEFINED = 1, 2, 3, 4
+SPACE = "\u2581"  # SentencePiece's spelling of " " ("▁", LOWER ONE EIGHTH BLOCK)
 
 # GPT-2's split, as in tokenizers' ByteLevel pre-tokenizer
 _GPT2 = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
@@ -78,22 +98,26 @@ SPECIAL_TOKEN_KEYS = {
     "unk": "tokenizer.ggml.unknown_token_id",
     "pad": "tokenizer.ggml.padding_token_id",
 }
+# llama.cpp's ids for a SentencePiece vocabulary whose file does not state them
+_SPM_DEFAULT_IDS = {"bos": 1, "eos": 2, "unk": 0}
 
 
 def tokenizer_settings(metadata: Mapping[str, Any]) -> dict[str, Any]:
     """Special-token strings and add_bos/add_eos as the file states them (llama.cpp defaults
     where it does not), and the chat template."""
     tokens = metadata.get("tokenizer.ggml.tokens") or []
+    sentencepiece = metadata.get("tokenizer.ggml.model") == "llama"
+    defaults = _SPM_DEFAULT_IDS if sentencepiece else {}
     special = {}
     for role, key in SPECIAL_TOKEN_KEYS.items():
-        token_id = metadata.get(key)
+        token_id = metadata.get(key, defaults.get(role))
         special[role] = (
             tokens[int(token_id)] if token_id is not None and 0 <= token_id < len(tokens) else None
         )
     pre = metadata.get("tokenizer.ggml.pre")
     add_bos = metadata.get("tokenizer.ggml.add_bos_token")
-    if add_bos is None:
-        add_bos = pre in _LLAMA3_LIKE
+    if add_bos is None:  # llama.cpp: on for SentencePiece and the Llama 3 group
+        add_bos = sentencepiece or pre in _LLAMA3_LIKE
     return {
         "special_tokens": special,
         "add_bos_token": bool(add_bos),
@@ -105,33 +129,18 @@ def tokenizer_settings(metadata: Mapping[str, Any]) -> dict[str, Any]:
 def tokenizer_from_gguf(metadata: Mapping[str, Any], source: str = "model.gguf"):
     """A `tokenizers.Tokenizer` equivalent to llama.cpp's for this file.
 
-    Raises UnsupportedModelError for a tokenizer model other than "gpt2" or an unknown
-    pre-tokenizer, and CheckpointError for inconsistent vocabulary metadata.
+    Raises UnsupportedModelError for a tokenizer model other than "gpt2" or "llama", or an
+    unknown pre-tokenizer, and CheckpointError for inconsistent vocabulary metadata.
     """
-    from tokenizers import (
-        AddedToken,
-        Regex,
-        Tokenizer,
-        decoders,
-        models,
-        pre_tokenizers,
-        processors,
-    )
+    from tokenizers import AddedToken
 
     kind = metadata.get("tokenizer.ggml.model")
-    if kind != "gpt2":
+    if kind not in _BUILDERS:
         raise UnsupportedModelError(
-            f"{source}: unsupported tokenizer.ggml.model {kind!r}; only 'gpt2' (byte-level "
-            "BPE) can be rebuilt. Load the weights alone with with_tokenizer=False."
-        )
-    pre = metadata.get("tokenizer.ggml.pre", "default")
-    if not isinstance(pre, str) or pre not in PRE_TOKENIZER_REGEXES:
-        raise UnsupportedModelError(
-            f"{source}: unsupported tokenizer.ggml.pre {pre!r}; supported: "
-            f"{', '.join(PRE_TOKENIZER_REGEXES)}"
+            f"{source}: unsupported tokenizer.ggml.model {kind!r}; supported: 'gpt2' (byte-level "
+            "BPE), 'llama' (SentencePiece BPE). Load the weights alone with with_tokenizer=False."
         )
     tokens = list(metadata.get("tokenizer.ggml.tokens") or [])
-    merges_raw = list(metadata.get("tokenizer.ggml.merges") or [])
     types = list(metadata.get("tokenizer.ggml.token_type") or [TOKEN_NORMAL] * len(tokens))
     if not tokens:
         raise CheckpointError(f"{source}: tokenizer.ggml.tokens is missing or empty")
@@ -143,30 +152,8 @@ def tokenizer_from_gguf(metadata: Mapping[str, Any], source: str = "model.gguf")
     for index, token in enumerate(tokens):
         # llama.cpp keeps the first id of a duplicated string, as does a dict built in order
         vocab.setdefault(token, index)
-    merges = []
-    for index, merge in enumerate(merges_raw):
-        parts = merge.split(" ")
-        if len(parts) != 2 or parts[0] not in vocab or parts[1] not in vocab:
-            raise CheckpointError(f"{source}: tokenizer.ggml.merges[{index}] {merge!r} is invalid")
-        merges.append((parts[0], parts[1]))
-
     settings = tokenizer_settings(metadata)
-    unk = settings["special_tokens"]["unk"]
-    tokenizer = Tokenizer(
-        models.BPE(
-            vocab=vocab,
-            merges=merges,
-            unk_token=unk,
-            fuse_unk=False,
-            byte_fallback=False,
-            ignore_merges=pre in _LLAMA3_LIKE,
-        )
-    )
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Split(Regex(r), behavior="isolated") for r in PRE_TOKENIZER_REGEXES[pre]]
-        + [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
-    )
-    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer, post_steps = _BUILDERS[kind](metadata, tokens, vocab, settings, source)
 
     # only the first id of a duplicated string is reachable, so only it can be an added token
     special, user = [], []
@@ -182,32 +169,145 @@ def tokenizer_from_gguf(metadata: Mapping[str, Any], source: str = "model.gguf")
     if user:
         tokenizer.add_tokens(user)
 
-    steps = [processors.ByteLevel(trim_offsets=False)]
+    post_steps += _bos_eos_template(settings, vocab, source)
+    if len(post_steps) == 1:
+        tokenizer.post_processor = post_steps[0]
+    elif post_steps:
+        from tokenizers import processors
+
+        tokenizer.post_processor = processors.Sequence(post_steps)
+    return tokenizer
+
+
+def _byte_level_bpe(metadata, tokens, vocab, settings, source):
+    """tokenizer.ggml.model "gpt2": the merges as stored, split by `tokenizer.ggml.pre`'s regexes.
+    Returns the tokenizer and the post-processing steps that precede BOS/EOS."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+
+    pre = metadata.get("tokenizer.ggml.pre", "default")
+    if not isinstance(pre, str) or pre not in PRE_TOKENIZER_REGEXES:
+        raise UnsupportedModelError(
+            f"{source}: unsupported tokenizer.ggml.pre {pre!r}; supported: "
+            f"{', '.join(PRE_TOKENIZER_REGEXES)}"
+        )
+    merges = []
+    for index, merge in enumerate(metadata.get("tokenizer.ggml.merges") or []):
+        parts = merge.split(" ")
+        if len(parts) != 2 or parts[0] not in vocab or parts[1] not in vocab:
+            raise CheckpointError(f"{source}: tokenizer.ggml.merges[{index}] {merge!r} is invalid")
+        merges.append((parts[0], parts[1]))
+
+    tokenizer = Tokenizer(
+        models.BPE(
+            vocab=vocab,
+            merges=merges,
+            unk_token=settings["special_tokens"]["unk"],
+            fuse_unk=False,
+            byte_fallback=False,
+            ignore_merges=pre in _LLAMA3_LIKE,
+        )
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex(r), behavior="isolated") for r in PRE_TOKENIZER_REGEXES[pre]]
+        + [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+    )
+    tokenizer.decoder = decoders.ByteLevel()
+    return tokenizer, [processors.ByteLevel(trim_offsets=False)]
+
+
+def _sentencepiece_bpe(metadata, tokens, vocab, settings, source):
+    """tokenizer.ggml.model "llama": merges derived from the scores, no pre-tokenizer, byte
+    fallback. Returns the tokenizer and the post-processing steps that precede BOS/EOS (none)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers
+
+    scores = metadata.get("tokenizer.ggml.scores")
+    if scores is None:
+        raise CheckpointError(
+            f"{source}: tokenizer.ggml.scores is missing; a SentencePiece ('llama') vocabulary "
+            "needs one score per token to order its merges"
+        )
+    scores = [float(score) for score in scores]
+    if len(scores) != len(tokens):
+        raise CheckpointError(
+            f"{source}: tokenizer.ggml.scores has {len(scores)} entries for {len(tokens)} tokens"
+        )
+    add_space_prefix = bool(metadata.get("tokenizer.ggml.add_space_prefix", True))
+
+    tokenizer = Tokenizer(
+        models.BPE(
+            vocab=vocab,
+            merges=sentencepiece_merges(tokens, scores, vocab),
+            unk_token=settings["special_tokens"]["unk"],
+            fuse_unk=True,
+            byte_fallback=True,  # a character outside the vocabulary -> its UTF-8 byte tokens
+        )
+    )
+    # a normalizer, not a pre-tokenizer: it runs on each run of text between added tokens, so the
+    # prefix follows every added token as in llama.cpp, and the text is not split at spaces
+    escape = [normalizers.Replace(" ", SPACE)]
+    prefix = [normalizers.Prepend(SPACE)] if add_space_prefix else []
+    tokenizer.normalizer = normalizers.Sequence(prefix + escape)
+    steps = [decoders.Replace(SPACE, " "), decoders.ByteFallback(), decoders.Fuse()]
+    if add_space_prefix:  # drop the one space the prefix added
+        steps.append(decoders.Strip(content=" ", left=1, right=0))
+    tokenizer.decoder = decoders.Sequence(steps)
+    return tokenizer, []
+
+
+_BUILDERS = {"gpt2": _byte_level_bpe, "llama": _sentencepiece_bpe}
+
+
+def sentencepiece_merges(
+    tokens: list[str], scores: list[float], vocab: Mapping[str, int]
+) -> list[tuple[str, str]]:
+    """BPE merges, best first, that encode as SentencePiece's BPE does with these scores.
+
+    SentencePiece (and llama.cpp's SPM tokenizer) joins the adjacent pair of symbols whose
+    concatenation is a token of the highest score. A BPE model ranks pairs instead of results, so
+    each way of cutting a token into two tokens becomes a merge with that token's score. Equal
+    scores rank by token id (SentencePiece's BPE trainer numbers pieces in merge order); where
+    two different tokens tie, SentencePiece would take the leftmost pair instead, which no fixed
+    ranking can express. vocab maps each string to its first id; later duplicates are skipped.
+    """
+    ranked = []  # (-score, token id, cut position)
+    for index, token in enumerate(tokens):
+        if vocab[token] != index:
+            continue
+        for cut in range(1, len(token)):
+            if token[:cut] in vocab and token[cut:] in vocab:
+                ranked.append((-scores[index], index, cut))
+    ranked.sort()
+    return [(tokens[index][:cut], tokens[index][cut:]) for _, index, cut in ranked]
+
+
+def _bos_eos_template(settings: Mapping[str, Any], vocab: Mapping[str, int], source: str) -> list:
+    """[TemplateProcessing] adding BOS/EOS as the settings say, or [] when neither is added."""
+    from tokenizers import processors
+
     bos, eos = settings["special_tokens"]["bos"], settings["special_tokens"]["eos"]
     add_bos, add_eos = settings["add_bos_token"], settings["add_eos_token"]
     if (add_bos and bos is None) or (add_eos and eos is None):
         raise CheckpointError(f"{source}: add_bos/add_eos is set but the token id is missing")
-    if add_bos or add_eos:
+    if not (add_bos or add_eos):
+        return []
 
-        def template(sequence: str, type_id: int) -> list[str]:
-            # "[BOS]:0 $A:0 [EOS]:0"; the pair template repeats it with type id 1 for $B
-            pieces = [bos] if add_bos else []
-            pieces.append(sequence)
-            pieces += [eos] if add_eos else []
-            return [f"{piece}:{type_id}" for piece in pieces]
+    def template(sequence: str, type_id: int) -> list[str]:
+        # "[BOS]:0 $A:0 [EOS]:0"; the pair template repeats it with type id 1 for $B
+        pieces = [bos] if add_bos else []
+        pieces.append(sequence)
+        pieces += [eos] if add_eos else []
+        return [f"{piece}:{type_id}" for piece in pieces]
 
-        used = {t for t, on in ((bos, add_bos), (eos, add_eos)) if on}
-        try:
-            steps.append(
-                processors.TemplateProcessing(
-                    single=template("$A", 0),
-                    pair=template("$A", 0) + template("$B", 1),
-                    special_tokens=[(t, vocab[t]) for t in used],
-                )
+    used = {t for t, on in ((bos, add_bos), (eos, add_eos)) if on}
+    try:
+        return [
+            processors.TemplateProcessing(
+                single=template("$A", 0),
+                pair=template("$A", 0) + template("$B", 1),
+                special_tokens=[(t, vocab[t]) for t in used],
             )
-        except Exception as exc:  # tokenizers raises a bare Exception for a bad template
-            raise UnsupportedModelError(
-                f"{source}: cannot express BOS/EOS {sorted(used)} as a template: {exc}"
-            ) from exc
-    tokenizer.post_processor = steps[0] if len(steps) == 1 else processors.Sequence(steps)
-    return tokenizer
+        ]
+    except Exception as exc:  # tokenizers raises a bare Exception for a bad template
+        raise UnsupportedModelError(
+            f"{source}: cannot express BOS/EOS {sorted(used)} as a template: {exc}"
+        ) from exc
