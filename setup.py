@@ -10,33 +10,14 @@ from setuptools import setup
 
 # The flags of each ISA level's translation units. csrc/cpu/isa_level.cpp checks the same
 # features at import before any of these kernels may run.
+_AVX2 = ["-mavx", "-mavx2", "-mfma", "-mf16c"]
+_AVX512 = _AVX2 + ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq"]
 ISA_FLAGS = {
     "generic": [],
-    "avx2": ["-mavx", "-mavx2", "-mfma", "-mf16c"],
-    "avx512": [
-        "-mavx",
-        "-mavx2",
-        "-mfma",
-        "-mf16c",
-        "-mavx512f",
-        "-mavx512bw",
-        "-mavx512vl",
-        "-mavx512dq",
-    ],
-    # avx512 plus the AMX tile unit and AVX512-BF16 (the fp32 -> bf16 conversion of A).
-    "amx": [
-        "-mavx",
-        "-mavx2",
-        "-mfma",
-        "-mf16c",
-        "-mavx512f",
-        "-mavx512bw",
-        "-mavx512vl",
-        "-mavx512dq",
-        "-mavx512bf16",
-        "-mamx-tile",
-        "-mamx-bf16",
-    ],
+    "avx2": _AVX2,
+    "avx512": _AVX512,
+    # avx512 plus the AMX tile unit and AVX512-BF16 (the fp32 -> bf16 conversion of A)
+    "amx": _AVX512 + ["-mavx512bf16", "-mamx-tile", "-mamx-bf16"],
 }
 
 

@@ -7,8 +7,7 @@
 #include "bindings/array_checks.h"
 #include "bindings/kernel_clock.h"
 #include "bindings/register.h"
-#include "ops/bf16_linear.h"
-#include "ops/f32_linear.h"
+#include "ops/linear.h"
 
 namespace pyengine::bindings {
 namespace {

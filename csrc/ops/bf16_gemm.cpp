@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 
+#include "cpu/by_level.h"
 #include "ops/f32_gemm.h"
 #include "runtime/thread_scratch.h"
 
@@ -13,17 +14,9 @@ using kernels::kBf16KBlock;
 using kernels::kBf16PanelWidth;
 
 const Bf16GemmKernels& bf16_gemm_kernels(cpu::IsaLevel level) {
-  switch (level) {
-    case cpu::IsaLevel::kAmx:
-      return kernels::amx::bf16_gemm_kernels();
-    case cpu::IsaLevel::kAvx512:
-      return kernels::avx512::bf16_gemm_kernels();
-    case cpu::IsaLevel::kAvx2:
-      return kernels::avx2::bf16_gemm_kernels();
-    case cpu::IsaLevel::kGeneric:
-      break;
-  }
-  return kernels::generic::bf16_gemm_kernels();
+  return cpu::by_level(level, &kernels::generic::bf16_gemm_kernels,
+                       &kernels::avx2::bf16_gemm_kernels, &kernels::avx512::bf16_gemm_kernels,
+                       &kernels::amx::bf16_gemm_kernels);
 }
 
 uint16_t f32_to_bf16(float x) {
@@ -136,19 +129,7 @@ const float* widened_slice(const void* ctx, int64_t j, int64_t p0, int kc) {
 void widened_path(const Bf16GemmKernels& kt, const Bf16GemmArgs& g, runtime::ThreadPool& pool) {
   const F32GemmKernels& fk = *kt.widened_kernels;
   const WidenContext ctx{&kt, g.b_packed, g.k, fk.nr};
-  F32GemmArgs f;
-  f.m = g.m;
-  f.n = g.n;
-  f.k = g.k;
-  f.a = g.a;
-  f.lda = g.lda;
-  f.b_packed = nullptr;
-  f.c = g.c;
-  f.ldc = g.ldc;
-  f.bias = g.bias;
-  f.residual = g.residual;
-  f.ldr = g.ldr;
-  f32_gemm_blocked(fk, f, F32PanelSource{&widened_slice, &ctx}, pool);
+  f32_gemm_blocked(fk, g.with_b<float>(nullptr), F32PanelSource{&widened_slice, &ctx}, pool);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "cpu/isa_level.h"
 #include "kernels/bf16_gemm_kernels.h"
+#include "ops/gemm_args.h"
 #include "runtime/thread_pool.h"
 
 namespace pyengine::ops {
@@ -25,21 +26,10 @@ size_t bf16_packed_b_size(int64_t n, int64_t k);
 void bf16_pack_b(const float* src, int64_t stride_n, int64_t stride_k, int64_t n, int64_t k,
                  uint16_t* packed, runtime::ThreadPool& pool);
 
-// C[M, N] = A[M, K] @ B + bias[N] + residual[M, N], B packed by bf16_pack_b. bias and residual
-// may be nullptr; C may equal residual, and may not overlap A or B otherwise. On the tile path
-// A is rounded to bf16 too (subnormals to zero, as the tile unit reads them); otherwise A is
-// used in fp32. Every element is computed the same way for any thread count.
-struct Bf16GemmArgs {
-  int64_t m, n, k;
-  const float* a;
-  size_t lda;
-  const uint16_t* b_packed;
-  float* c;
-  size_t ldc;
-  const float* bias = nullptr;
-  const float* residual = nullptr;
-  size_t ldr = 0;
-};
+// The product of ops/gemm_args.h with B packed by bf16_pack_b. On the tile path A is rounded to
+// bf16 too (subnormals to zero, as the tile unit reads them); otherwise A is used in fp32. Every
+// element is computed the same way for any thread count.
+using Bf16GemmArgs = GemmArgs<uint16_t>;
 void bf16_gemm_packed(const Bf16GemmKernels& kt, const Bf16GemmArgs& args,
                       runtime::ThreadPool& pool);
 

@@ -4,21 +4,15 @@
 #include <cstring>
 #include <utility>
 
+#include "cpu/by_level.h"
 #include "runtime/aligned_buffer.h"
 
 namespace pyengine::ops {
 
 const F32AttentionKernels& f32_attention_kernels(cpu::IsaLevel level) {
-  switch (level) {
-    case cpu::IsaLevel::kAmx:  // fp32 kernels: the avx512 ones
-    case cpu::IsaLevel::kAvx512:
-      return kernels::avx512::f32_attention_kernels();
-    case cpu::IsaLevel::kAvx2:
-      return kernels::avx2::f32_attention_kernels();
-    case cpu::IsaLevel::kGeneric:
-      break;
-  }
-  return kernels::generic::f32_attention_kernels();
+  return cpu::by_level(level, &kernels::generic::f32_attention_kernels,
+                       &kernels::avx2::f32_attention_kernels,
+                       &kernels::avx512::f32_attention_kernels);
 }
 
 namespace {

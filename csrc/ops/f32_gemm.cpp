@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "cpu/by_level.h"
+#include "runtime/aligned_buffer.h"
 #include "runtime/thread_scratch.h"
 
 namespace pyengine::ops {
@@ -9,16 +11,8 @@ namespace pyengine::ops {
 using kernels::GemmEpilogue;
 
 const F32GemmKernels& f32_gemm_kernels(cpu::IsaLevel level) {
-  switch (level) {
-    case cpu::IsaLevel::kAmx:  // fp32 kernels: the avx512 ones
-    case cpu::IsaLevel::kAvx512:
-      return kernels::avx512::f32_gemm_kernels();
-    case cpu::IsaLevel::kAvx2:
-      return kernels::avx2::f32_gemm_kernels();
-    case cpu::IsaLevel::kGeneric:
-      break;
-  }
-  return kernels::generic::f32_gemm_kernels();
+  return cpu::by_level(level, &kernels::generic::f32_gemm_kernels, &kernels::avx2::f32_gemm_kernels,
+                       &kernels::avx512::f32_gemm_kernels);
 }
 
 size_t f32_packed_b_size(int64_t n, int64_t k, int nr) {
@@ -167,6 +161,15 @@ void f32_gemm_blocked(const F32GemmKernels& kt, const F32GemmArgs& g, const F32P
                       runtime::ThreadPool& pool) {
   if (g.m <= 0 || g.n <= 0) return;
   gemm_path(kt, g, src, pool);
+}
+
+void f32_matmul(cpu::IsaLevel level, int64_t m, int64_t n, int64_t k, const float* a, size_t lda,
+                const float* b, size_t ldb, float* c, size_t ldc) {
+  const F32GemmKernels& kt = f32_gemm_kernels(level);
+  runtime::ThreadPool& pool = runtime::ThreadPool::instance();
+  runtime::AlignedBuffer packed(f32_packed_b_size(n, k, kt.nr));
+  f32_pack_b(b, /*stride_n=*/1, /*stride_k=*/int64_t(ldb), n, k, kt.nr, packed.data(), pool);
+  f32_gemm_packed(kt, F32GemmArgs{m, n, k, a, lda, packed.data(), c, ldc}, pool);
 }
 
 }  // namespace pyengine::ops

@@ -6,6 +6,7 @@
 
 #include "cpu/isa_level.h"
 #include "kernels/f32_gemm_kernels.h"
+#include "ops/gemm_args.h"
 #include "runtime/thread_pool.h"
 
 namespace pyengine::ops {
@@ -24,20 +25,13 @@ size_t f32_packed_b_size(int64_t n, int64_t k, int nr);
 void f32_pack_b(const float* src, int64_t stride_n, int64_t stride_k, int64_t n, int64_t k, int nr,
                 float* packed, runtime::ThreadPool& pool);
 
-// C[M, N] = A[M, K] @ B + bias[N] + residual[M, N], B packed by f32_pack_b with kt.nr.
-// bias and residual may be nullptr. C may not overlap A or B; it may equal residual.
-struct F32GemmArgs {
-  int64_t m, n, k;
-  const float* a;
-  size_t lda;
-  const float* b_packed;
-  float* c;
-  size_t ldc;
-  const float* bias = nullptr;
-  const float* residual = nullptr;
-  size_t ldr = 0;
-};
+// The product of ops/gemm_args.h with B packed by f32_pack_b with kt.nr.
+using F32GemmArgs = GemmArgs<float>;
 void f32_gemm_packed(const F32GemmKernels& kt, const F32GemmArgs& args, runtime::ThreadPool& pool);
+
+// C[M, N] = A[M, K] @ B[K, N], all row-major with the given row strides. B is packed per call.
+void f32_matmul(cpu::IsaLevel level, int64_t m, int64_t n, int64_t k, const float* a, size_t lda,
+                const float* b, size_t ldb, float* c, size_t ldc);
 
 // Where the many-rows path reads B: slices [kc][nr] of panel j (columns j*nr ..) from row p0, at
 // fn(ctx, j, p0, kc), valid until the same thread's next call. No fn: args.b_packed, packed by

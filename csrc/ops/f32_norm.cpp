@@ -1,20 +1,13 @@
 #include "ops/f32_norm.h"
 
+#include "cpu/by_level.h"
 #include "ops/parallel_rows.h"
 
 namespace pyengine::ops {
 
 const kernels::F32NormKernels& f32_norm_kernels(cpu::IsaLevel level) {
-  switch (level) {
-    case cpu::IsaLevel::kAmx:  // fp32 kernels: the avx512 ones
-    case cpu::IsaLevel::kAvx512:
-      return kernels::avx512::f32_norm_kernels();
-    case cpu::IsaLevel::kAvx2:
-      return kernels::avx2::f32_norm_kernels();
-    case cpu::IsaLevel::kGeneric:
-      break;
-  }
-  return kernels::generic::f32_norm_kernels();
+  return cpu::by_level(level, &kernels::generic::f32_norm_kernels, &kernels::avx2::f32_norm_kernels,
+                       &kernels::avx512::f32_norm_kernels);
 }
 
 void f32_rms_norm(cpu::IsaLevel level, int64_t rows, int64_t n, const float* x, const float* weight,

@@ -1,20 +1,13 @@
 #include "ops/f32_rope.h"
 
+#include "cpu/by_level.h"
 #include "ops/parallel_rows.h"
 
 namespace pyengine::ops {
 
 const kernels::F32RopeKernels& f32_rope_kernels(cpu::IsaLevel level) {
-  switch (level) {
-    case cpu::IsaLevel::kAmx:  // fp32 kernels: the avx512 ones
-    case cpu::IsaLevel::kAvx512:
-      return kernels::avx512::f32_rope_kernels();
-    case cpu::IsaLevel::kAvx2:
-      return kernels::avx2::f32_rope_kernels();
-    case cpu::IsaLevel::kGeneric:
-      break;
-  }
-  return kernels::generic::f32_rope_kernels();
+  return cpu::by_level(level, &kernels::generic::f32_rope_kernels, &kernels::avx2::f32_rope_kernels,
+                       &kernels::avx512::f32_rope_kernels);
 }
 
 template <class Index>

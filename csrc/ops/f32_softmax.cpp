@@ -1,20 +1,13 @@
 #include "ops/f32_softmax.h"
 
+#include "cpu/by_level.h"
 #include "ops/parallel_rows.h"
 
 namespace pyengine::ops {
 
 const kernels::F32SoftmaxKernels& f32_softmax_kernels(cpu::IsaLevel level) {
-  switch (level) {
-    case cpu::IsaLevel::kAmx:  // fp32 kernels: the avx512 ones
-    case cpu::IsaLevel::kAvx512:
-      return kernels::avx512::f32_softmax_kernels();
-    case cpu::IsaLevel::kAvx2:
-      return kernels::avx2::f32_softmax_kernels();
-    case cpu::IsaLevel::kGeneric:
-      break;
-  }
-  return kernels::generic::f32_softmax_kernels();
+  return cpu::by_level(level, &kernels::generic::f32_softmax_kernels,
+                       &kernels::avx2::f32_softmax_kernels, &kernels::avx512::f32_softmax_kernels);
 }
 
 void f32_softmax(cpu::IsaLevel level, int64_t rows, int64_t n, const float* x, float* y) {

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "cpu/by_level.h"
 #include "kernels/f32_gemm_kernels.h"
 #include "ops/bf16_gemm.h"
 #include "runtime/aligned_buffer.h"
@@ -14,16 +15,8 @@ namespace pyengine::ops {
 namespace {
 
 const kernels::ProbeKernels& probe_kernels(cpu::IsaLevel level) {
-  switch (level) {
-    case cpu::IsaLevel::kAmx:  // fp32 kernels: the avx512 ones
-    case cpu::IsaLevel::kAvx512:
-      return kernels::avx512::probe_kernels();
-    case cpu::IsaLevel::kAvx2:
-      return kernels::avx2::probe_kernels();
-    case cpu::IsaLevel::kGeneric:
-      break;
-  }
-  return kernels::generic::probe_kernels();
+  return cpu::by_level(level, &kernels::generic::probe_kernels, &kernels::avx2::probe_kernels,
+                       &kernels::avx512::probe_kernels);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {

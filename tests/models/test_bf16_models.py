@@ -42,14 +42,11 @@ def test_random_decoders_logits_near_transformers(bf16_loaded, threads):
 def test_decode_steps_near_full_forward(bf16_loaded):
     """Decode steps (few-row path: fp32 activations) against the full forward (on AMX, the
     tile path rounds activations too): both within the bf16 tolerance of each other."""
+    from test_decoder_parity import decode_steps_and_full_forward
+
     name, model, hf = bf16_loaded
-    ids = np.random.default_rng(2).integers(0, hf.config.vocab_size, 20).astype(np.int32)
-    pads = np.zeros(1, np.int32)
-    model.start(ids[None, :12], pads, 20, "last")
-    full = model.forward(ids[None])[0]
-    for pos in range(12, 20):
-        step = model.step(ids[pos : pos + 1], pads, pos)
-        err = relative_logit_error(step[0], full[pos])
+    for pos, step, full in decode_steps_and_full_forward(model, hf.config.vocab_size):
+        err = relative_logit_error(step, full)
         assert err <= BF16_LOGIT_RTOL, f"{name} position {pos}: {err:.3g}"
 
 

@@ -57,16 +57,22 @@ def test_32_greedy_tokens_match(loaded):
     np.testing.assert_array_equal(got, want[:n], err_msg=name)
 
 
+def decode_steps_and_full_forward(model, vocab: int, prompt: int = 12, total: int = 20):
+    """(position, logits of the decode step there, the full forward's row there) for the
+    positions after a `prompt`-token prefill, over the same random ids."""
+    ids = np.random.default_rng(2).integers(0, vocab, total).astype(np.int32)
+    pads = np.zeros(1, np.int32)
+    model.start(ids[None, :prompt], pads, total, "last")
+    full = model.forward(ids[None])[0]
+    for pos in range(prompt, total):
+        yield pos, model.step(ids[pos : pos + 1], pads, pos)[0], full[pos]
+
+
 def test_kv_cache_decoding_equals_full_recompute(loaded):
     """Logits of each decode step equal the last row of a full forward over the same ids."""
     name, model, hf = loaded
-    ids = np.random.default_rng(2).integers(0, hf.config.vocab_size, 20).astype(np.int32)
-    pads = np.zeros(1, np.int32)
-    model.start(ids[None, :12], pads, 20, "last")
-    full = model.forward(ids[None])[0]
-    for pos in range(12, 20):
-        step = model.step(ids[pos : pos + 1], pads, pos)
-        assert_logits_close(step[0], full[pos], f"{name} position {pos}")
+    for pos, step, full in decode_steps_and_full_forward(model, hf.config.vocab_size):
+        assert_logits_close(step, full, f"{name} position {pos}")
 
 
 def test_padded_batch_equals_one_by_one(loaded):

@@ -102,42 +102,49 @@ inline void prefetch_step(const char* a_step, const char* b_step) {
   }
 }
 
+// Accumulates A rows [0, 16 * kRowTiles) times the panel over all K steps into tiles 0, 1 (rows
+// 0-15) and 2, 3 (rows 16-31), then stores them to out [32][32].
+template <int kRowTiles>
+void accumulate(int steps, const char* a_step, const char* b_step, float* out) {
+  constexpr int kOutStride = kBf16PanelWidth * 4;
+  _tile_zero(0);
+  _tile_zero(1);
+  if constexpr (kRowTiles == 2) {
+    _tile_zero(2);
+    _tile_zero(3);
+  }
+  for (int s = 0; s < steps; ++s, a_step += 2048, b_step += 2048) {
+    prefetch_step(a_step, b_step);
+    _tile_loadd(4, a_step, 64);
+    _tile_loadd(6, b_step, kLineBytes);
+    _tile_loadd(7, b_step + 64, kLineBytes);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    if constexpr (kRowTiles == 2) {
+      _tile_loadd(5, a_step + 1024, 64);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  _tile_stored(0, out, kOutStride);
+  _tile_stored(1, out + 16, kOutStride);
+  if constexpr (kRowTiles == 2) {
+    _tile_stored(2, out + 16 * kBf16PanelWidth, kOutStride);
+    _tile_stored(3, out + 16 * kBf16PanelWidth + 16, kOutStride);
+  }
+}
+
 void block(int m, int n, int kp, const uint16_t* a, const uint16_t* panel, float* c, size_t ldc,
            const GemmEpilogue* ep) {
   alignas(64) float out[kTileRows * kBf16PanelWidth];
   const char* a_step = reinterpret_cast<const char*>(a);
   const char* b_step = reinterpret_cast<const char*>(panel);
   const int steps = kp / kBf16KBlock;
-  _tile_zero(0);
-  _tile_zero(1);
   if (m > 16) {
-    _tile_zero(2);
-    _tile_zero(3);
-    for (int s = 0; s < steps; ++s, a_step += 2048, b_step += 2048) {
-      prefetch_step(a_step, b_step);
-      _tile_loadd(4, a_step, 64);
-      _tile_loadd(6, b_step, kLineBytes);
-      _tile_loadd(7, b_step + 64, kLineBytes);
-      _tile_dpbf16ps(0, 4, 6);
-      _tile_dpbf16ps(1, 4, 7);
-      _tile_loadd(5, a_step + 1024, 64);
-      _tile_dpbf16ps(2, 5, 6);
-      _tile_dpbf16ps(3, 5, 7);
-    }
-    _tile_stored(2, out + 16 * kBf16PanelWidth, kBf16PanelWidth * 4);
-    _tile_stored(3, out + 16 * kBf16PanelWidth + 16, kBf16PanelWidth * 4);
-  } else {
-    for (int s = 0; s < steps; ++s, a_step += 2048, b_step += 2048) {
-      prefetch_step(a_step, b_step);
-      _tile_loadd(4, a_step, 64);
-      _tile_loadd(6, b_step, kLineBytes);
-      _tile_loadd(7, b_step + 64, kLineBytes);
-      _tile_dpbf16ps(0, 4, 6);
-      _tile_dpbf16ps(1, 4, 7);
-    }
+    accumulate<2>(steps, a_step, b_step, out);
+  } else {  // half the tile work for a short last block (or a short call)
+    accumulate<1>(steps, a_step, b_step, out);
   }
-  _tile_stored(0, out, kBf16PanelWidth * 4);
-  _tile_stored(1, out + 16, kBf16PanelWidth * 4);
   store_block(out, m, n, c, ldc, ep);
 }
 
