@@ -121,4 +121,13 @@ cpu::IsaLevel isa_level_arg(const py::object& isa) {
   }
 }
 
+py::array f32_output(const py::object& obj, const std::vector<py::ssize_t>& shape) {
+  if (obj.is_none()) return py::array_t<float>(shape);
+  py::array out = require_f32_array(obj, "out");
+  require_shape(out, "out", shape);
+  require_c_contiguous(out, "out");
+  require_writeable(out, "out");
+  return out;
+}
+
 }  // namespace pyengine::bindings

@@ -158,14 +158,8 @@ py::array attention(const py::object& q_obj, const py::object& kc_obj, const py:
   const auto level = isa_level_arg(isa);
 
   const std::vector<py::ssize_t> out_shape(q.shape(), q.shape() + q.ndim());
-  py::array out;
-  if (out_obj.is_none()) {
-    out = py::array_t<float>(out_shape);
-  } else {
-    out = require_f32_array(out_obj, "out");
-    require_shape(out, "out", out_shape);
-    require_c_contiguous(out, "out");
-    require_writeable(out, "out");
+  py::array out = f32_output(out_obj, out_shape);
+  if (!out_obj.is_none()) {
     require_no_overlap(out, "out", q, "q");
     require_no_overlap(out, "out", k_cache, "k_cache");
     require_no_overlap(out, "out", v_cache, "v_cache");

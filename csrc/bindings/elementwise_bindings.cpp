@@ -51,16 +51,6 @@ py::array f32_vector(const py::object& obj, const char* name, py::ssize_t n) {
   return a;
 }
 
-// `out` when given (float32, of `shape`, C-contiguous, writeable), else a new array of `shape`.
-py::array f32_output(const py::object& obj, const Shape& shape) {
-  if (obj.is_none()) return py::array_t<float>(shape);
-  py::array out = require_f32_array(obj, "out");
-  require_shape(out, "out", shape);
-  require_c_contiguous(out, "out");
-  require_writeable(out, "out");
-  return out;
-}
-
 float eps_arg(double eps) {
   if (!std::isfinite(eps) || eps < 0.0) {
     throw py::value_error("eps must be a finite number >= 0, got " +

@@ -52,16 +52,8 @@ py::array linear_call(const L& lin, const py::object& x_obj, const py::object& o
   int64_t rows_total = 1;
   for (int d = 0; d + 1 < x.ndim(); ++d) rows_total *= x.shape(d);
 
-  py::array out;
-  if (out_obj.is_none()) {
-    out = py::array_t<float>(out_shape);
-  } else {
-    out = require_f32_array(out_obj, "out");
-    require_shape(out, "out", out_shape);
-    require_c_contiguous(out, "out");
-    require_writeable(out, "out");
-    require_no_overlap(out, "out", x, "x");
-  }
+  py::array out = f32_output(out_obj, out_shape);
+  if (!out_obj.is_none()) require_no_overlap(out, "out", x, "x");
   const float* residual = nullptr;
   py::array res;
   if (!residual_obj.is_none()) {
