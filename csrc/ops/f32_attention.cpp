@@ -12,7 +12,7 @@ namespace pyengine::ops {
 const F32AttentionKernels& f32_attention_kernels(cpu::IsaLevel level) {
   return cpu::by_level(level, &kernels::generic::f32_attention_kernels,
                        &kernels::avx2::f32_attention_kernels,
-                       &kernels::avx512::f32_attention_kernels);
+                       &kernels::avx512::f32_attention_kernels, /*amx=*/nullptr);
 }
 
 namespace {

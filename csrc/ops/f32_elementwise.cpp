@@ -8,7 +8,7 @@ namespace pyengine::ops {
 const kernels::F32ElementwiseKernels& f32_elementwise_kernels(cpu::IsaLevel level) {
   return cpu::by_level(level, &kernels::generic::f32_elementwise_kernels,
                        &kernels::avx2::f32_elementwise_kernels,
-                       &kernels::avx512::f32_elementwise_kernels);
+                       &kernels::avx512::f32_elementwise_kernels, /*amx=*/nullptr);
 }
 
 void f32_add(cpu::IsaLevel level, int64_t n, const float* a, const float* b, float* y) {

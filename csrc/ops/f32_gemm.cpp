@@ -12,7 +12,7 @@ using kernels::GemmEpilogue;
 
 const F32GemmKernels& f32_gemm_kernels(cpu::IsaLevel level) {
   return cpu::by_level(level, &kernels::generic::f32_gemm_kernels, &kernels::avx2::f32_gemm_kernels,
-                       &kernels::avx512::f32_gemm_kernels);
+                       &kernels::avx512::f32_gemm_kernels, /*amx=*/nullptr);
 }
 
 size_t f32_packed_b_size(int64_t n, int64_t k, int nr) {

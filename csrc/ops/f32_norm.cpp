@@ -7,7 +7,7 @@ namespace pyengine::ops {
 
 const kernels::F32NormKernels& f32_norm_kernels(cpu::IsaLevel level) {
   return cpu::by_level(level, &kernels::generic::f32_norm_kernels, &kernels::avx2::f32_norm_kernels,
-                       &kernels::avx512::f32_norm_kernels);
+                       &kernels::avx512::f32_norm_kernels, /*amx=*/nullptr);
 }
 
 void f32_rms_norm(cpu::IsaLevel level, int64_t rows, int64_t n, const float* x, const float* weight,

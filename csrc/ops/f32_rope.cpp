@@ -7,7 +7,7 @@ namespace pyengine::ops {
 
 const kernels::F32RopeKernels& f32_rope_kernels(cpu::IsaLevel level) {
   return cpu::by_level(level, &kernels::generic::f32_rope_kernels, &kernels::avx2::f32_rope_kernels,
-                       &kernels::avx512::f32_rope_kernels);
+                       &kernels::avx512::f32_rope_kernels, /*amx=*/nullptr);
 }
 
 template <class Index>

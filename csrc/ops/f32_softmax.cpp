@@ -7,7 +7,8 @@ namespace pyengine::ops {
 
 const kernels::F32SoftmaxKernels& f32_softmax_kernels(cpu::IsaLevel level) {
   return cpu::by_level(level, &kernels::generic::f32_softmax_kernels,
-                       &kernels::avx2::f32_softmax_kernels, &kernels::avx512::f32_softmax_kernels);
+                       &kernels::avx2::f32_softmax_kernels, &kernels::avx512::f32_softmax_kernels,
+                       /*amx=*/nullptr);
 }
 
 void f32_softmax(cpu::IsaLevel level, int64_t rows, int64_t n, const float* x, float* y) {

@@ -1,8 +1,8 @@
-// The operands of one fixed-weight product, whatever the weight's packed format:
+// The operands of one product, whatever B's packed format:
 //   C[M, N] = A[M, K] @ B + bias[N] + residual[M, N]
-// A, C and residual row-major with the given row strides; B packed once (see the format's
-// pack function). bias and residual may be nullptr. C may not overlap A or B; it may equal
-// residual (an in-place residual add).
+// A, C and residual row-major with the given row strides; B in the format's packed layout (see
+// its pack function; null where a panel source supplies B instead). bias and residual may be
+// nullptr. C may not overlap A or B; it may equal residual (an in-place residual add).
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -16,7 +16,7 @@ namespace {
 
 const kernels::ProbeKernels& probe_kernels(cpu::IsaLevel level) {
   return cpu::by_level(level, &kernels::generic::probe_kernels, &kernels::avx2::probe_kernels,
-                       &kernels::avx512::probe_kernels);
+                       &kernels::avx512::probe_kernels, /*amx=*/nullptr);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {

@@ -27,7 +27,9 @@ for a space, "<0x00>".."<0xFF>" byte tokens (type 6) for characters outside the 
 There are no merges: llama.cpp's SPM tokenizer, like SentencePiece, starts from characters and
 keeps joining the adjacent pair whose concatenation is a token with the highest score. A BPE model
 whose merges are every cut of every token into two tokens, ranked by the token's score, does the
-same (`sentencepiece_merges`). Text is not pre-split: pieces may span spaces ("▁▁▁" indentation).
+same (`sentencepiece_merges`), except where scores tie: ties go by token id (SentencePiece's
+trained order), where llama.cpp joins the leftmost pair, which matters only for vocabularies
+whose scores are all equal. Text is not pre-split: pieces may span spaces ("▁▁▁" indentation).
 The space prefix goes before every run of text that starts the input or follows an added token,
 as llama.cpp does (and Hugging Face's "legacy" Llama tokenizer; its newer Metaspace form adds it
 only at the start of the input, and not before text that already starts with a space).

@@ -106,7 +106,8 @@ inline void prefetch_step(const char* a_step, const char* b_step) {
 // 0-15) and 2, 3 (rows 16-31), then stores them to out [32][32].
 template <int kRowTiles>
 void accumulate(int steps, const char* a_step, const char* b_step, float* out) {
-  constexpr int kOutStride = kBf16PanelWidth * 4;
+  static_assert(kRowTiles == 1 || kRowTiles == 2, "a block is one or two 16-row tiles");
+  constexpr int kOutStrideBytes = kBf16PanelWidth * 4;
   _tile_zero(0);
   _tile_zero(1);
   if constexpr (kRowTiles == 2) {
@@ -126,11 +127,11 @@ void accumulate(int steps, const char* a_step, const char* b_step, float* out) {
       _tile_dpbf16ps(3, 5, 7);
     }
   }
-  _tile_stored(0, out, kOutStride);
-  _tile_stored(1, out + 16, kOutStride);
+  _tile_stored(0, out, kOutStrideBytes);
+  _tile_stored(1, out + 16, kOutStrideBytes);
   if constexpr (kRowTiles == 2) {
-    _tile_stored(2, out + 16 * kBf16PanelWidth, kOutStride);
-    _tile_stored(3, out + 16 * kBf16PanelWidth + 16, kOutStride);
+    _tile_stored(2, out + 16 * kBf16PanelWidth, kOutStrideBytes);
+    _tile_stored(3, out + 16 * kBf16PanelWidth + 16, kOutStrideBytes);
   }
 }
 
