@@ -3,6 +3,7 @@ kernels (csrc/kernels/<level>/) with that level's flags only. Never -march=nativ
 must run on any x86-64 and pick the best level at import."""
 
 import os
+import tempfile
 from glob import glob
 
 from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
@@ -28,10 +29,48 @@ def isa_of(source):
     return None
 
 
+# A compiler without AMX intrinsics (GCC < 11, clang < 12) still builds everything else: the amx
+# level is then left out (PYENGINE_HAVE_AMX=0) and AMX CPUs run the avx512 kernels.
+# PYENGINE_BUILD_AMX=0 leaves it out on purpose.
+AMX_PROBE = """
+#include <immintrin.h>
+void probe(const void* cfg, float* c) {
+  _tile_loadconfig(cfg);
+  _tile_zero(0);
+  _tile_dpbf16ps(0, 1, 2);
+  _tile_stored(0, c, 64);
+  _mm512_cvtne2ps_pbh(_mm512_setzero_ps(), _mm512_setzero_ps());
+}
+"""
+
+
+def compiler_has_amx(compiler) -> bool:
+    if os.environ.get("PYENGINE_BUILD_AMX", "1") == "0":
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "amx_probe.cpp")
+        with open(src, "w") as f:
+            f.write(AMX_PROBE)
+        try:
+            compiler.compile([src], output_dir=tmp, extra_postargs=ISA_FLAGS["amx"])
+        except Exception:
+            return False
+    return True
+
+
 class BuildExt(build_ext):
     """Adds the ISA flags of csrc/kernels/<level>/ sources to their own compile commands."""
 
     def build_extensions(self):
+        have_amx = compiler_has_amx(self.compiler)
+        for ext in self.extensions:
+            if not have_amx:
+                ext.sources = [s for s in ext.sources if isa_of(s) != "amx"]
+                print(
+                    "pyengine: building without the amx level (the compiler has no AMX "
+                    "intrinsics, or PYENGINE_BUILD_AMX=0); AMX CPUs will run the avx512 kernels"
+                )
+            ext.define_macros.append(("PYENGINE_HAVE_AMX", "1" if have_amx else "0"))
         compile_one = self.compiler._compile
 
         def compile_with_isa_flags(obj, src, ext, cc_args, extra_postargs, pp_opts):

@@ -77,6 +77,7 @@ void register_cpu(py::module_& m) {
     d["l3"] = f.l3_bytes;
     return d;
   });
+  m.attr("built_with_amx") = bool(PYENGINE_HAVE_AMX);
   m.def(
       "isa_level", [] { return cpu::isa_level_name(cpu::active_isa_level()); },
       "The ISA level chosen at import (best supported, or $PYENGINE_ISA).");

@@ -27,6 +27,7 @@ std::string missing_features(IsaLevel level, const CpuFeatures& f) {
     need(f.avx512dq, "avx512dq");
   }
   if (level >= IsaLevel::kAmx) {
+    need(PYENGINE_HAVE_AMX, "amx kernels (left out of this build)");
     need(f.avx512_bf16, "avx512_bf16");
     need(f.amx_tile, "amx_tile");
     need(f.amx_bf16, "amx_bf16");

@@ -8,6 +8,12 @@
 
 #include "cpu/features.h"
 
+// 1 when the amx level's kernels are built (setup.py leaves them out where the compiler has no
+// AMX intrinsics, or when PYENGINE_BUILD_AMX=0).
+#ifndef PYENGINE_HAVE_AMX
+#define PYENGINE_HAVE_AMX 0
+#endif
+
 namespace pyengine::cpu {
 
 enum class IsaLevel { kGeneric = 0, kAvx2 = 1, kAvx512 = 2, kAmx = 3 };

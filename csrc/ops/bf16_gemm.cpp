@@ -14,9 +14,13 @@ using kernels::kBf16KBlock;
 using kernels::kBf16PanelWidth;
 
 const Bf16GemmKernels& bf16_gemm_kernels(cpu::IsaLevel level) {
+#if PYENGINE_HAVE_AMX
+  constexpr auto amx = &kernels::amx::bf16_gemm_kernels;
+#else
+  constexpr const Bf16GemmKernels& (*amx)() = nullptr;  // not built (see setup.py)
+#endif
   return cpu::by_level(level, &kernels::generic::bf16_gemm_kernels,
-                       &kernels::avx2::bf16_gemm_kernels, &kernels::avx512::bf16_gemm_kernels,
-                       &kernels::amx::bf16_gemm_kernels);
+                       &kernels::avx2::bf16_gemm_kernels, &kernels::avx512::bf16_gemm_kernels, amx);
 }
 
 uint16_t f32_to_bf16(float x) {
