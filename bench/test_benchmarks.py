@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import pyengine
-from pyengine.ops import Linear, attention, rms_norm
+from pyengine.ops import Bf16Linear, Linear, attention, rms_norm
 
 CASES = {
     "decode 576->1536 M=1": (1, 576, 1536),
@@ -32,7 +32,7 @@ def threads(request):
 
 
 @pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("engine", ["pyengine", "numpy", "torch"])
+@pytest.mark.parametrize("engine", ["pyengine", "pyengine-bf16", "numpy", "torch"])
 def test_linear(benchmark, threads, case, engine):
     m, k, n = CASES[case]
     rng = np.random.default_rng(0)
@@ -40,8 +40,8 @@ def test_linear(benchmark, threads, case, engine):
     x = rng.standard_normal((m, k), dtype=np.float32)
     out = np.empty((m, n), np.float32)
     benchmark.extra_info.update(gflop=2e-9 * m * k * n, threads=threads)
-    if engine == "pyengine":
-        lin = Linear(w)
+    if engine.startswith("pyengine"):  # "pyengine-bf16": the weight stored as bfloat16
+        lin = (Bf16Linear if engine == "pyengine-bf16" else Linear)(w)
         benchmark(lin, x, out=out)
     elif engine == "numpy":
         benchmark(np.matmul, x, w.T, out=out)
