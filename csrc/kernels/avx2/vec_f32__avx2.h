@@ -89,6 +89,10 @@ struct VecF32 {
   static inline void prefetch(const void* p) {
     _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
   }
+  // Into L2 only: far-ahead streaming without evicting what L1 holds.
+  static inline void prefetch_l2(const void* p) {
+    _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1);
+  }
 
   // ---- Added for attention (kernels/common/f32_attention.h) ----
   // Lane i = reduce_add(v[i]): kWidth horizontal sums at once. Fold v[i] and v[i + 4] into the
