@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import closing
 
 import numpy as np
 
@@ -56,7 +57,11 @@ def generate(
         )
     if (stops or stream) and not text_mode and model.tokenizer is None:
         raise ValueError("stop strings and streaming need the model's tokenizer")
-    steps = _decode_loop(model, prompts, max_new_tokens, sampler, _eos_ids(model))
+    # The model's buffers are shared: the lock is held while the steps run (a stream holds it
+    # from its first piece until it ends or is closed).
+    steps = model.lock.hold_while(
+        _decode_loop(model, prompts, max_new_tokens, sampler, _eos_ids(model))
+    )
     if stream:
         if not single or not text_mode:
             raise ValueError("stream=True takes a single text prompt")
@@ -231,22 +236,22 @@ def _stream_text(tokenizer, steps, stops) -> Iterator[str]:
     emitted = 0
     hold = max((len(s) for s in stops), default=1) - 1
     text = ""
-    for tokens, alive in steps:
-        if not alive[0]:
-            break
-        ids.append(int(tokens[0]))
-        text = _decode(tokenizer, ids)
-        cut = _stop_index(text, stops) if stops else None
-        if cut is not None:
-            if cut > emitted:
-                yield text[emitted:cut]
-            steps.close()
-            return
-        ready = len(text) - hold
-        if text.endswith("\ufffd"):
-            ready = min(ready, len(text) - 1)
-        if ready > emitted:
-            yield text[emitted:ready]
-            emitted = ready
+    with closing(steps):  # the model is released as soon as this stream ends, however it ends
+        for tokens, alive in steps:
+            if not alive[0]:
+                break
+            ids.append(int(tokens[0]))
+            text = _decode(tokenizer, ids)
+            cut = _stop_index(text, stops) if stops else None
+            if cut is not None:
+                if cut > emitted:
+                    yield text[emitted:cut]
+                return
+            ready = len(text) - hold
+            if text.endswith("\ufffd"):
+                ready = min(ready, len(text) - 1)
+            if ready > emitted:
+                yield text[emitted:ready]
+                emitted = ready
     if len(text) > emitted:  # generation ended: what was held back is final now
         yield text[emitted:]

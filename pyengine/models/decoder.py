@@ -12,6 +12,7 @@ from pyengine.loaders import ModelConfig, UnsupportedModelError
 from pyengine.models import gpt2, llama
 from pyengine.models.common import WeightPacker
 from pyengine.runtime.debug import run_checked
+from pyengine.runtime.model_lock import ModelLock
 from pyengine.runtime.planner import KVCache, Plan, PlanCache, RunState, make_plan
 
 ARCHITECTURES = {**{f: llama for f in llama.FAMILIES}, **{f: gpt2 for f in gpt2.FAMILIES}}
@@ -46,6 +47,8 @@ class DecoderModel:
         self._plans = PlanCache(capacity=6)
         self.cache: KVCache | None = None
         self.last_generation: dict = {}  # timings of the latest generate() (set by it)
+        # Plans and the KV cache are shared by every call: one call runs at a time.
+        self.lock = ModelLock("model")
 
     # ---- sizes -----------------------------------------------------------------------------
 
@@ -161,7 +164,8 @@ class DecoderModel:
         if ids.ndim != 2 or ids.shape[1] == 0:
             raise ValueError(f"input_ids must be [batch, seq] with seq >= 1, got {ids.shape}")
         pads = _left_pads(attention_mask, ids.shape)
-        return self.start(ids, pads, ids.shape[1], "all").copy()
+        with self.lock.held():
+            return self.start(ids, pads, ids.shape[1], "all").copy()
 
     def generate(self, prompt=None, **kwargs):
         """See pyengine.generation.generate for the arguments."""

@@ -10,6 +10,7 @@ from pyengine.models import bert
 from pyengine.models.common import WeightPacker
 from pyengine.models.pooling import l2_normalize, pool
 from pyengine.runtime.debug import run_checked
+from pyengine.runtime.model_lock import ModelLock
 from pyengine.runtime.planner import KVCache, Plan, PlanCache, RunState, make_plan
 
 # sentence-transformers modules this pipeline implements
@@ -55,6 +56,8 @@ class EncoderModel:
         self._weights = bert.prepare(config, self._packer)
         self._graph = bert.build(config, self._weights)
         self._plans = PlanCache(capacity=8)
+        # Plans are shared by every call: one forward runs at a time.
+        self.lock = ModelLock("model")
 
     @property
     def dim(self) -> int:
@@ -98,6 +101,11 @@ class EncoderModel:
         n_types = max(self.config.type_vocab_size, 1)
         if types.size and (types.min() < 0 or types.max() >= n_types):
             raise ValueError(f"token_type_ids must be in [0, {n_types})")
+        with self.lock.held():
+            return self._run(ids, types, lengths)
+
+    def _run(self, ids, types, lengths) -> np.ndarray:
+        batch, seq = ids.shape
         plan = self._plan(batch, seq)
         st = plan.state
         st.ids[...] = ids
