@@ -92,6 +92,40 @@ def _encode(args) -> int:
     return 0
 
 
+def _serve(args) -> int:
+    import pyengine
+
+    try:
+        from pyengine.serve.app import serve
+    except ImportError as e:
+        print(f"pyengine: error: serve needs the serve extra: pip install 'pyengine[serve]' ({e})",
+              file=sys.stderr)
+        return 2
+    model = pyengine.load(args.model, dtype=args.dtype, threads=args.threads)
+    options = {}
+    if args.embedding_model:
+        options["embedder"] = pyengine.load(args.embedding_model, dtype=args.dtype)
+        options["embedder_name"] = args.embedding_model
+    name = args.model
+    if not hasattr(model, "generate"):  # an encoder alone: embeddings only
+        options = {"embedder": model, "embedder_name": name}
+        model = None
+    else:
+        options.update(
+            kv_cache_gb=args.kv_cache_gb,
+            max_batch=args.max_batch,
+            max_step_tokens=args.max_step_tokens,
+            max_queue=args.max_queue,
+            prefix_caching=not args.no_prefix_caching,
+            deterministic=args.deterministic,
+            default_max_tokens=args.default_max_tokens,
+        )
+    print(f"pyengine: serving {name} on http://{args.host}:{args.port}/v1", file=sys.stderr,
+          flush=True)
+    serve(model, host=args.host, port=args.port, model_name=name, **options)
+    return 0
+
+
 def add_dtype_argument(parser) -> None:
     from pyengine.api import DTYPES
 
@@ -136,9 +170,32 @@ def main(argv=None) -> int:
     enc.add_argument("--threads", type=int, default=None)
     add_dtype_argument(enc)
     enc.add_argument("--progress", action="store_true", help="show progress even when piped")
+    srv = sub.add_parser("serve", help="an OpenAI-compatible HTTP server (needs .[serve])")
+    srv.add_argument(
+        "--model",
+        default="smollm2-135m-instruct",
+        help="decoder: short name, Hugging Face folder or .gguf file",
+    )
+    srv.add_argument("--embedding-model", default=None, help="an encoder to serve beside it")
+    add_dtype_argument(srv)
+    srv.add_argument("--threads", type=int, default=None)
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument("--kv-cache-gb", type=float, default=1.0, help="KV pool size (GiB)")
+    srv.add_argument("--max-batch", type=int, default=64, help="sequences per step, at most")
+    srv.add_argument("--max-step-tokens", type=int, default=512, help="tokens per step, at most")
+    srv.add_argument("--max-queue", type=int, default=1024, help="waiting requests before 503")
+    srv.add_argument("--default-max-tokens", type=int, default=256)
+    srv.add_argument("--no-prefix-caching", action="store_true")
+    srv.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="a request's output is bit-identical alone or in any batch (slower)",
+    )
     args = parser.parse_args(argv)
+    commands = {"generate": _generate, "encode": _encode, "serve": _serve}
     try:
-        return _generate(args) if args.command == "generate" else _encode(args)
+        return commands[args.command](args)
     except (LoaderError, ValueError, TypeError, OSError) as e:
         print(f"pyengine: error: {e}", file=sys.stderr)
         return 2

@@ -38,7 +38,7 @@ std::unique_ptr<L> make_linear(const py::object& weight_obj, const py::object& b
 
 template <class L>
 py::array linear_call(const L& lin, const py::object& x_obj, const py::object& out_obj,
-                      const py::object& residual_obj) {
+                      const py::object& residual_obj, bool batch_invariant) {
   py::array x = require_f32_array(x_obj, "x");
   require_ndim(x, "x", 1, 32);
   const int64_t in_f = lin.in_features(), out_f = lin.out_features();
@@ -67,7 +67,8 @@ py::array linear_call(const L& lin, const py::object& x_obj, const py::object& o
   float* yp = static_cast<float*>(out.mutable_data());
   {
     KernelScope scope;
-    lin.forward(rows_total, xp, size_t(in_f), yp, size_t(out_f), residual, size_t(out_f));
+    lin.forward(rows_total, xp, size_t(in_f), yp, size_t(out_f), residual, size_t(out_f),
+                batch_invariant);
   }
   return out;
 }
@@ -117,12 +118,15 @@ void def_linear_common(py::class_<L>& cls, const char* type_name) {
   cls.def(py::init(&make_linear<L>), py::arg("weight"), py::arg("bias") = py::none(), py::kw_only(),
           py::arg("isa") = py::none())
       .def("__call__", &linear_call<L>, py::arg("x"), py::kw_only(), py::arg("out") = py::none(),
-           py::arg("residual") = py::none(), R"doc(
+           py::arg("residual") = py::none(), py::arg("batch_invariant") = false, R"doc(
 y = x @ weight.T + bias (+ residual).
 
 x: float32 C-contiguous [..., in_features]. out: optional float32 C-contiguous writeable
 [..., out_features] to write into (no allocation). residual: optional float32 array of the
-output's shape added in the epilogue; it may be `out` itself (in-place residual add).)doc")
+output's shape added in the epilogue; it may be `out` itself (in-place residual add).
+batch_invariant: compute every row the same way whatever the number of rows (the many-row
+kernels even for one row; slower for few rows), so a row's result does not depend on the batch
+it is part of (the serving engine's deterministic mode).)doc")
       .def_property_readonly("in_features", &L::in_features)
       .def_property_readonly("out_features", &L::out_features)
       .def_property_readonly("has_bias", &L::has_bias)

@@ -159,7 +159,8 @@ void bf16_pack_b(const float* src, int64_t stride_n, int64_t stride_k, int64_t n
   });
 }
 
-Bf16Path bf16_gemm_path(const Bf16GemmKernels& kt, int64_t rows) {
+Bf16Path bf16_gemm_path(const Bf16GemmKernels& kt, int64_t rows, bool batch_invariant) {
+  if (batch_invariant) return kt.tiles != nullptr ? Bf16Path::kTiles : Bf16Path::kWidened;
   if (rows <= kt.gemv_max_m) return Bf16Path::kGemv;
   if (kt.tiles != nullptr) return Bf16Path::kTiles;
   return rows >= kt.widen_min_m ? Bf16Path::kWidened : Bf16Path::kGemv;
@@ -177,9 +178,10 @@ const char* bf16_path_name(Bf16Path path) {
   return "?";
 }
 
-void bf16_gemm_packed(const Bf16GemmKernels& kt, const Bf16GemmArgs& g, runtime::ThreadPool& pool) {
+void bf16_gemm_packed(const Bf16GemmKernels& kt, const Bf16GemmArgs& g, runtime::ThreadPool& pool,
+                      bool batch_invariant) {
   if (g.m <= 0 || g.n <= 0) return;
-  switch (bf16_gemm_path(kt, g.m)) {
+  switch (bf16_gemm_path(kt, g.m, batch_invariant)) {
     case Bf16Path::kTiles:
       tile_path(kt, g, pool);
       return;

@@ -28,15 +28,16 @@ void bf16_pack_b(const float* src, int64_t stride_n, int64_t stride_k, int64_t n
 
 // The product of ops/gemm_args.h with B packed by bf16_pack_b. On the tile path A is rounded to
 // bf16 too (subnormals to zero, as the tile unit reads them); otherwise A is used in fp32. Every
-// element is computed the same way for any thread count.
+// element is computed the same way for any thread count. batch_invariant: the many-row path
+// (tiles, or widened weights) for any row count, so a row's result is the same in any batch.
 using Bf16GemmArgs = GemmArgs<uint16_t>;
 void bf16_gemm_packed(const Bf16GemmKernels& kt, const Bf16GemmArgs& args,
-                      runtime::ThreadPool& pool);
+                      runtime::ThreadPool& pool, bool batch_invariant = false);
 
 // Which kernels a product of `rows` rows runs: the few-row kernel (in groups of gemv_max_m),
 // the level's fp32 micro-kernel on widened weights, or the AMX tiles (which round A to bf16).
 enum class Bf16Path { kGemv, kWidened, kTiles };
-Bf16Path bf16_gemm_path(const Bf16GemmKernels& kt, int64_t rows);
+Bf16Path bf16_gemm_path(const Bf16GemmKernels& kt, int64_t rows, bool batch_invariant = false);
 const char* bf16_path_name(Bf16Path path);
 
 }  // namespace pyengine::ops

@@ -5,7 +5,8 @@
 #include <utility>
 
 #include "cpu/by_level.h"
-#include "runtime/aligned_buffer.h"
+#include "ops/f32_attention_blocking.h"
+#include "runtime/thread_scratch.h"
 
 namespace pyengine::ops {
 
@@ -21,46 +22,6 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Below this many floats a cache write is one task: a pool dispatch would cost more.
 constexpr int64_t kSerialCopyFloats = 16 * 1024;
-
-// Query rows (positions x query heads of one KV group) per task: enough rows to reuse each block
-// of K and V many times from cache, few enough for causal prefill to give tasks of similar size.
-constexpr int64_t kQueryRowsPerTask = 32;
-
-// Above this head dim the row kernel is used even for many rows: it needs no scratch, and the
-// tiled kernel's per-thread scratch (about 2 * rows * head_dim floats) stays small.
-constexpr int64_t kTiledMaxHeadDim = 1024;
-
-// Positions per query block for the tiled kernel, whose rows (positions x group) lie along
-// vector lanes of `lanes` floats: from kQueryRowsPerTask rows up to twice that, the count that
-// leaves the smallest share of padding lanes (the smallest count among equals). E.g. group 3 on
-// 16 lanes: 16 positions, 48 rows in 3 vectors, rather than 10 positions in 30 of 32 lanes.
-int64_t tiled_positions(int64_t group, int lanes) {
-  const auto fill = [&](int64_t n) {
-    const int64_t rows = n * group;
-    return double(rows) / double(ceil_div(rows, lanes) * lanes);
-  };
-  int64_t best = std::max<int64_t>(1, kQueryRowsPerTask / group);
-  for (int64_t n = best + 1; n * group <= 2 * kQueryRowsPerTask; ++n) {
-    if (fill(n) > fill(best)) best = n;
-  }
-  return best;
-}
-
-// Scratch for the partial states of one call, grown on first use and then reused: no allocation
-// per call. Owned by the calling thread; the pool's tasks write disjoint blocks of it.
-float* state_scratch(size_t floats) {
-  thread_local runtime::AlignedBuffer scratch;
-  if (scratch.size() < floats) scratch = runtime::AlignedBuffer(floats);
-  return scratch.data();
-}
-
-// The tiled kernel's working space (packed queries, scores, output): one per thread, since the
-// tasks a thread runs use it one after another; grown on first use, then reused.
-float* tile_scratch(size_t floats) {
-  thread_local runtime::AlignedBuffer scratch;
-  if (scratch.size() < floats) scratch = runtime::AlignedBuffer(floats);
-  return scratch.data();
-}
 
 }  // namespace
 
@@ -100,10 +61,7 @@ void f32_attention(const F32AttentionKernels& kt, const F32AttentionArgs& a,
   const int64_t d = a.head_dim;
   // Many rows per block: the GEMM-like kernel, with blocks sized to fill its vector lanes.
   // Chosen by the shapes alone (determinism).
-  const int64_t row_positions = std::max<int64_t>(1, kQueryRowsPerTask / group);
-  const bool tiled =
-      std::min(row_positions, a.q_len) * group >= kt.tiled_min_rows && d <= kTiledMaxHeadDim;
-  const int64_t pos_per_block = tiled ? tiled_positions(group, kt.tiled_lanes) : row_positions;
+  const auto [tiled, pos_per_block] = query_blocking(kt, group, d, a.q_len);
   const int64_t q_blocks = ceil_div(a.q_len, pos_per_block);
   // The keys batch row b can see at all: causal queries see nothing past the last position.
   auto key_run = [&](int64_t b) {
@@ -129,7 +87,7 @@ void f32_attention(const F32AttentionKernels& kt, const F32AttentionArgs& a,
   const size_t state_floats = kernels::f32_attention_state_floats(block_rows, int(d));
   float* states = tiled && chunks == 1
                       ? nullptr
-                      : state_scratch(size_t(groups * q_blocks * chunks) * state_floats);
+                      : runtime::thread_scratch<runtime::kScratchAttentionStates>(size_t(groups * q_blocks * chunks) * state_floats);
 
   pool.parallel_for(groups * q_blocks * chunks, [&](int64_t task) {
     const int64_t c = task % chunks;
@@ -168,7 +126,7 @@ void f32_attention(const F32AttentionKernels& kt, const F32AttentionArgs& a,
     p.out = nullptr;
     p.ldout = ld;
     if (tiled) {
-      p.scratch = tile_scratch(tile_floats);
+      p.scratch = runtime::thread_scratch<runtime::kScratchAttentionTile>(tile_floats);
       if (chunks == 1) p.out = a.out + q0;  // one part: the kernel does the merge's division
       kt.partial_tiled(p);
     } else {

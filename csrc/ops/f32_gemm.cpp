@@ -148,9 +148,10 @@ void gemm_path(const F32GemmKernels& kt, const F32GemmArgs& g, const F32PanelSou
 
 }  // namespace
 
-void f32_gemm_packed(const F32GemmKernels& kt, const F32GemmArgs& g, runtime::ThreadPool& pool) {
+void f32_gemm_packed(const F32GemmKernels& kt, const F32GemmArgs& g, runtime::ThreadPool& pool,
+                     bool batch_invariant) {
   if (g.m <= 0 || g.n <= 0) return;
-  if (g.m <= kt.gemv_max_m) {
+  if (g.m <= kt.gemv_max_m && !batch_invariant) {
     gemv_path(kt, g, pool);
   } else {
     gemm_path(kt, g, F32PanelSource{}, pool);

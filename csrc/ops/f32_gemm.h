@@ -25,9 +25,11 @@ size_t f32_packed_b_size(int64_t n, int64_t k, int nr);
 void f32_pack_b(const float* src, int64_t stride_n, int64_t stride_k, int64_t n, int64_t k, int nr,
                 float* packed, runtime::ThreadPool& pool);
 
-// The product of ops/gemm_args.h with B packed by f32_pack_b with kt.nr.
+// The product of ops/gemm_args.h with B packed by f32_pack_b with kt.nr. batch_invariant: the
+// many-row path for any row count, so a row's result is the same in any batch.
 using F32GemmArgs = GemmArgs<float>;
-void f32_gemm_packed(const F32GemmKernels& kt, const F32GemmArgs& args, runtime::ThreadPool& pool);
+void f32_gemm_packed(const F32GemmKernels& kt, const F32GemmArgs& args, runtime::ThreadPool& pool,
+                     bool batch_invariant = false);
 
 // C[M, N] = A[M, K] @ B[K, N], all row-major with the given row strides. B is packed per call.
 void f32_matmul(cpu::IsaLevel level, int64_t m, int64_t n, int64_t k, const float* a, size_t lda,

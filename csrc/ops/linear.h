@@ -26,8 +26,9 @@ struct F32Format {
                    int64_t k, Elem* packed, runtime::ThreadPool& pool) {
     f32_pack_b(w, stride_n, stride_k, n, k, kt.nr, packed, pool);
   }
-  static void gemm(const Kernels& kt, const GemmArgs<Elem>& g, runtime::ThreadPool& pool) {
-    f32_gemm_packed(kt, g, pool);
+  static void gemm(const Kernels& kt, const GemmArgs<Elem>& g, runtime::ThreadPool& pool,
+                   bool batch_invariant) {
+    f32_gemm_packed(kt, g, pool, batch_invariant);
   }
 };
 
@@ -42,8 +43,9 @@ struct Bf16Format {
                    int64_t k, Elem* packed, runtime::ThreadPool& pool) {
     bf16_pack_b(w, stride_n, stride_k, n, k, packed, pool);
   }
-  static void gemm(const Kernels& kt, const GemmArgs<Elem>& g, runtime::ThreadPool& pool) {
-    bf16_gemm_packed(kt, g, pool);
+  static void gemm(const Kernels& kt, const GemmArgs<Elem>& g, runtime::ThreadPool& pool,
+                   bool batch_invariant) {
+    bf16_gemm_packed(kt, g, pool, batch_invariant);
   }
 };
 
@@ -72,12 +74,13 @@ class PackedLinear {
   }
 
   // y[m, :] = x[m, :] @ W^T + bias + residual[m, :] for m in [0, rows). residual may be nullptr
-  // or equal to y (in-place residual add); no other overlap is allowed.
+  // or equal to y (in-place residual add); no other overlap is allowed. batch_invariant: every
+  // row runs the many-row kernels, whose per-row arithmetic does not depend on the row count.
   void forward(int64_t rows, const float* x, size_t ldx, float* y, size_t ldy,
-               const float* residual, size_t ldr) const {
+               const float* residual, size_t ldr, bool batch_invariant = false) const {
     const GemmArgs<Elem> g{rows, out_features_, in_features_, x,        ldx, packed(),
                            y,    ldy,           bias_ptr(),   residual, ldr};
-    Format::gemm(kernels_, g, runtime::ThreadPool::instance());
+    Format::gemm(kernels_, g, runtime::ThreadPool::instance(), batch_invariant);
   }
 
   // The kernels a call with `rows` rows runs (bf16: few-row, widened or AMX tiles); the tile

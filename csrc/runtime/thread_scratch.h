@@ -21,6 +21,9 @@ enum ScratchSlot : int {
   kScratchF32SharedA = 1,   // fp32 GEMM: all of A, packed once per call
   kScratchBf16A = 2,        // bf16 GEMM: all of A, rounded to bf16 once per call
   kScratchBf16Widened = 3,  // bf16 weights without tiles: one panel slice widened to fp32
+  // attention: the partial states of one call (the calling thread's), written by its tasks
+  kScratchAttentionStates = 4,
+  kScratchAttentionTile = 5,  // attention, tiled kernel: one task's packed rows and scores
 };
 
 }  // namespace pyengine::runtime

@@ -9,7 +9,6 @@ from contextlib import closing
 import numpy as np
 
 from pyengine.generation.chat import render_chat
-from pyengine.generation.sampling import Sampler
 
 
 def generate(
@@ -29,24 +28,36 @@ def generate(
 ):
     """Generates up to max_new_tokens after each prompt and returns only what was generated.
 
-    prompt: a string, a list of strings (a batch of any lengths: left-padded and masked), or
-        token ids (a 1-D sequence, or a list of 1-D sequences for a batch).
+    prompt: a string, a list of strings (a batch of any lengths), or token ids (a 1-D
+        sequence, or a list of 1-D sequences for a batch).
     chat=True wraps a string prompt as one user message; messages=[{"role", "content"}, ...]
         is rendered with the model's chat template instead of `prompt`.
     temperature=0 is greedy (deterministic); otherwise top_k / top_p filter and `seed` makes
-        the draw reproducible. repetition_penalty > 1 discourages ids already present.
+        the draw reproducible (row b > 0 of a batch draws from the seed [seed, b]).
+        repetition_penalty > 1 discourages ids already present.
     stop: string(s) that end generation; the text returned stops before them.
     stream=True (single text prompt): returns an iterator of text pieces as they are decoded.
 
-    Returns text for text prompts (a list for a batch), numpy int32 ids for id prompts (a list
-    for a batch). Generation of a row also ends at the model's end-of-sequence token(s).
+    A batch runs on the serving engine (pyengine.serve.engine): prompts are prefilled together
+    and each row leaves the batch as soon as it ends. Returns text for text prompts (a list for
+    a batch), numpy int32 ids for id prompts (a list for a batch). Generation of a row also ends
+    at the model's end-of-sequence token(s).
     """
+    from pyengine.serve.engine import SamplingParams
+
     if int(max_new_tokens) != max_new_tokens or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens}")
-    sampler = Sampler(temperature, top_k, top_p, repetition_penalty, seed)
     stops = [stop] if isinstance(stop, str) else list(stop or [])
-    if any(not isinstance(s, str) or not s for s in stops):
-        raise ValueError("stop must be a non-empty string or a list of them")
+    params = SamplingParams(
+        max_tokens=int(max_new_tokens),
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+        seed=seed,
+        stop=stops,
+    )
+    params.check()
     prompts, text_mode, single = _encode(model, prompt, messages, chat)
     longest = max(len(p) for p in prompts)
     needed = longest + max_new_tokens
@@ -57,37 +68,52 @@ def generate(
         )
     if (stops or stream) and not text_mode and model.tokenizer is None:
         raise ValueError("stop strings and streaming need the model's tokenizer")
-    # The model's buffers are shared: the lock is held while the steps run (a stream holds it
-    # from its first piece until it ends or is closed).
-    steps = model.lock.hold_while(
-        _decode_loop(model, prompts, max_new_tokens, sampler, _eos_ids(model))
-    )
+    if stream and (not single or not text_mode):
+        raise ValueError("stream=True takes a single text prompt")
+    # The model's engine is shared by its calls: the lock is held while the steps run (a
+    # stream holds it from its first piece until it ends or is closed).
+    steps = model.lock.hold_while(_engine_steps(model, prompts, params))
     if stream:
-        if not single or not text_mode:
-            raise ValueError("stream=True takes a single text prompt")
-        return _stream_text(model.tokenizer, steps, stops)
-    generated = [[] for _ in prompts]
-    finished_text = [None] * len(prompts)
-    for tokens, alive in steps:
-        for b, t in enumerate(tokens):
-            if alive[b] and finished_text[b] is None:
-                generated[b].append(int(t))
-                if stops:
-                    text = _decode(model.tokenizer, generated[b])
-                    cut = _stop_index(text, stops)
-                    if cut is not None:
-                        finished_text[b] = text[:cut]
-        if stops and all(f is not None for f in finished_text):
-            steps.close()
-            break
+        return _stream_text(steps)
+    requests = None
+    for requests, _ in steps:
+        pass
     if text_mode:
-        out = [
-            f if f is not None else _decode(model.tokenizer, g)
-            for f, g in zip(finished_text, generated)
-        ]
+        out = [r.text.text for r in requests]
     else:
-        out = [np.array(g, np.int32) for g in generated]
+        out = [np.array(r.output, np.int32) for r in requests]
     return out[0] if single else out
+
+
+def _engine_steps(model, prompts, params) -> Iterator:
+    """Runs the prompts on the model's engine; yields (requests, events) after each step."""
+    engine = model.generation_engine(len(prompts), sum(len(p) for p in prompts), params.max_tokens)
+    requests = [engine.submit(p, params, index=b) for b, p in enumerate(prompts)]
+    # Timings of the native work, for the CLI and benchmarks: model.last_generation.
+    stats = {
+        "prompt_tokens": int(sum(len(p) for p in prompts)),
+        "prefill_seconds": 0.0,
+        "decode_steps": 0,
+        "decode_seconds": 0.0,
+    }
+    model.last_generation = stats
+    try:
+        while not engine.idle:
+            prefilling = any(not r.output and r.finish_reason is None for r in requests)
+            t0 = time.perf_counter()
+            events = engine.step()
+            dt = time.perf_counter() - t0
+            if prefilling:
+                stats["prefill_seconds"] += dt
+            else:
+                stats["decode_seconds"] += dt
+                stats["decode_steps"] += 1
+            yield requests, events
+    finally:  # closed early (a stream dropped): end the rest and free their blocks
+        for r in requests:
+            if r.finish_reason is None:
+                engine.cancel(r)
+        engine.run_until_idle()
 
 
 # ---- prompts ---------------------------------------------------------------------------------
@@ -168,7 +194,7 @@ def _special_tokens(model) -> dict:
     return special
 
 
-def _eos_ids(model) -> set[int]:
+def eos_ids(model) -> set[int]:
     ids = set(model.config.eos_token_ids)
     gen = model.extras.get("generation_config") or {}
     eos = gen.get("eos_token_id")
@@ -182,76 +208,13 @@ def _eos_ids(model) -> set[int]:
     return ids
 
 
-# ---- the decode loop -------------------------------------------------------------------------
+# ---- streaming ---------------------------------------------------------------------------------
 
 
-def _decode_loop(model, prompts, max_new_tokens, sampler, eos) -> Iterator:
-    """Yields (tokens [B], alive [B]) per step: the new token of each row, and whether the row
-    was still generating when it was chosen (a row ends after emitting an EOS id)."""
-    longest = max(len(p) for p in prompts)
-    pads = np.array([longest - len(p) for p in prompts], np.int32)
-    ids = np.zeros((len(prompts), longest), np.int32)
-    for b, p in enumerate(prompts):
-        ids[b, pads[b] :] = p
-    seen = [np.asarray(p, np.int64) for p in prompts]
-    alive = np.ones(len(prompts), bool)
-    # Timings of the native work, for the CLI and benchmarks: model.last_generation.
-    stats = {
-        "prompt_tokens": int(sum(len(p) for p in prompts)),
-        "prefill_seconds": 0.0,
-        "decode_steps": 0,
-        "decode_seconds": 0.0,
-    }
-    model.last_generation = stats
-    t0 = time.perf_counter()
-    logits = model.start(ids, pads, longest + max_new_tokens, "last")
-    stats["prefill_seconds"] = time.perf_counter() - t0
-    for step in range(max_new_tokens):
-        tokens = sampler(logits, seen)
-        yield tokens, alive.copy()
-        if sampler.repetition_penalty is not None:
-            seen = [np.append(s, t) for s, t in zip(seen, tokens)]
-        alive &= ~np.isin(tokens, list(eos))
-        if not alive.any() or step + 1 == max_new_tokens:
-            return
-        t0 = time.perf_counter()
-        logits = model.step(tokens, pads, longest + step)
-        stats["decode_seconds"] += time.perf_counter() - t0
-        stats["decode_steps"] += 1
-
-
-def _decode(tokenizer, ids) -> str:
-    return tokenizer.decode(list(ids), skip_special_tokens=True)
-
-
-def _stop_index(text: str, stops: list[str]) -> int | None:
-    hits = [i for i in (text.find(s) for s in stops) if i >= 0]
-    return min(hits) if hits else None
-
-
-def _stream_text(tokenizer, steps, stops) -> Iterator[str]:
-    """Text pieces as tokens arrive. A piece is held back while it ends in an incomplete UTF-8
-    character (U+FFFD) or could still be the start of a stop string."""
-    ids: list[int] = []
-    emitted = 0
-    hold = max((len(s) for s in stops), default=1) - 1
-    text = ""
+def _stream_text(steps) -> Iterator[str]:
+    """The text pieces of the one request as its tokens arrive (see TextStream)."""
     with closing(steps):  # the model is released as soon as this stream ends, however it ends
-        for tokens, alive in steps:
-            if not alive[0]:
-                break
-            ids.append(int(tokens[0]))
-            text = _decode(tokenizer, ids)
-            cut = _stop_index(text, stops) if stops else None
-            if cut is not None:
-                if cut > emitted:
-                    yield text[emitted:cut]
-                return
-            ready = len(text) - hold
-            if text.endswith("\ufffd"):
-                ready = min(ready, len(text) - 1)
-            if ready > emitted:
-                yield text[emitted:ready]
-                emitted = ready
-    if len(text) > emitted:  # generation ended: what was held back is final now
-        yield text[emitted:]
+        for _, events in steps:
+            for e in events:
+                if e.text:
+                    yield e.text

@@ -36,9 +36,10 @@ class Sampler:
 
     def __call__(self, logits: np.ndarray, seen: list[np.ndarray]) -> np.ndarray:
         """logits [B, V]; seen[b]: ids so far (prompt + generated) of row b. Returns ids [B]."""
-        return np.array([self._one(row, seen[b]) for b, row in enumerate(logits)], np.int32)
+        return np.array([self.sample_row(row, seen[b]) for b, row in enumerate(logits)], np.int32)
 
-    def _one(self, logits: np.ndarray, seen: np.ndarray) -> int:
+    def sample_row(self, logits: np.ndarray, seen: np.ndarray) -> int:
+        """The next id after one sequence: logits [V], seen its ids so far."""
         x = logits.astype(np.float64)
         if self.repetition_penalty is not None and self.repetition_penalty != 1.0:
             ids = np.unique(seen)

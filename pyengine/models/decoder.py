@@ -49,6 +49,7 @@ class DecoderModel:
         self.last_generation: dict = {}  # timings of the latest generate() (set by it)
         # Plans and the KV cache are shared by every call: one call runs at a time.
         self.lock = ModelLock("model")
+        self._engine = None  # generate()'s serving engine, made on first use
 
     # ---- sizes -----------------------------------------------------------------------------
 
@@ -166,6 +167,34 @@ class DecoderModel:
         pads = _left_pads(attention_mask, ids.shape)
         with self.lock.held():
             return self.start(ids, pads, ids.shape[1], "all").copy()
+
+    def eos_token_ids(self) -> set[int]:
+        """The ids that end generation (config, generation_config and the tokenizer's EOS)."""
+        from pyengine.generation.generate import eos_ids
+
+        return eos_ids(self)
+
+    def generation_engine(self, n_prompts: int, prompt_tokens: int, max_new_tokens: int):
+        """The engine generate() runs on, kept between calls and grown when a call needs more
+        (rows, or KV blocks for every prompt and its new tokens). No prefix caching here, so a
+        call's result never depends on the calls before it."""
+        from pyengine.serve.engine import Engine
+
+        block = 64
+        blocks = (prompt_tokens + n_prompts * (max_new_tokens + block)) // block + 1
+        e = self._engine
+        if e is None or e.blocks.n_blocks < blocks or e.max_batch < n_prompts:
+            self._engine = None  # the old pool goes before the new one is allocated
+            self._engine = Engine(
+                self,
+                n_blocks=max(blocks, e.blocks.n_blocks if e else 0),
+                block_size=block,
+                max_batch=max(n_prompts, e.max_batch if e else 1),
+                max_step_tokens=max(512, n_prompts),
+                max_queue=max(1024, n_prompts),
+                prefix_caching=False,
+            )
+        return self._engine
 
     def generate(self, prompt=None, **kwargs):
         """See pyengine.generation.generate for the arguments."""

@@ -63,12 +63,13 @@ def _gpt2_byte_map() -> dict[int, str]:
 
 def test_stream_never_splits_a_multibyte_character(model):
     """Tokens carrying single UTF-8 bytes of 'é🙂' stream as whole characters only."""
-    from pyengine.generation.generate import _stream_text
+    from pyengine.generation.detokenize import TextStream
 
     byte_map = _gpt2_byte_map()
     ids = [model.tokenizer.token_to_id(byte_map[b]) for b in "é🙂".encode()]
-    steps = ((np.array([t]), np.array([True])) for t in ids)
-    pieces = list(_stream_text(model.tokenizer, steps, []))
+    stream = TextStream(model.tokenizer, [])
+    pieces = [p for p in (stream.feed(t) for t in ids) if p]
+    assert stream.flush() == ""
     assert "".join(pieces) == "é🙂"
     assert len(pieces) == 2 and all("\ufffd" not in p for p in pieces)
 

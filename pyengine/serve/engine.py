@@ -1,0 +1,428 @@
+"""The serving engine: continuous batching over a paged KV cache.
+
+An Engine owns a decoder model's step plans and a KV pool. Requests join and leave at any step:
+
+  step():
+    take in new requests and cancellations (thread-safe inbox)
+    admit waiting requests while the batch has room and the pool has their blocks (a prompt
+        prefix already in the pool is shared, not recomputed)
+    pick this step's tokens: one decode token of every running sequence, then prompt chunks
+        of the sequences still prefilling, up to max_step_tokens
+    run the model once over those tokens (ragged: runtime/ragged.py)
+    sample a token for every sequence whose prompt is done, each with its own parameters
+    emit tokens and text pieces; retire finished or cancelled sequences and free their blocks
+
+The model's forward keeps no serving state: which sequences run, their block tables and
+positions live here (vLLM's split: scheduler and block manager outside the model).
+
+Use it synchronously (generate(): submit, then step() until idle, in the caller's thread) or
+with start(), which runs steps in a background thread for a server.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pyengine.generation.detokenize import TextStream
+from pyengine.generation.sampling import Sampler
+from pyengine.runtime.ragged import KVPool, RaggedPlanner
+from pyengine.serve.block_manager import BlockManager, CacheFullError, block_hashes
+
+
+class EngineError(RuntimeError):
+    """A request the engine cannot take."""
+
+
+class QueueFullError(EngineError):
+    """Too many requests are waiting; try again later."""
+
+
+class RequestTooLargeError(EngineError, ValueError):
+    """The request could never fit the KV cache or the model's context."""
+
+
+@dataclass
+class SamplingParams:
+    max_tokens: int = 16
+    temperature: float = 0.0
+    top_k: int | None = None
+    top_p: float | None = None
+    repetition_penalty: float | None = None
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+    logprobs: int | None = None  # None: no logprobs; k >= 0: the chosen token's and k others'
+    ignore_eos: bool = False
+
+    def check(self) -> None:
+        """Raises ValueError naming the first parameter out of range."""
+        if int(self.max_tokens) != self.max_tokens or self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be a positive integer, got {self.max_tokens}")
+        if self.logprobs is not None and not 0 <= self.logprobs <= 20:
+            raise ValueError(f"logprobs must be in [0, 20], got {self.logprobs}")
+        if any(not isinstance(s, str) or not s for s in self.stop):
+            raise ValueError("stop must be a non-empty string or a list of them")
+        self.sampler()  # validates temperature, top_k, top_p, repetition_penalty
+
+    def sampler(self, index: int = 0) -> Sampler:
+        """The sampler of choice `index` (n > 1 choices draw differently under one seed)."""
+        seed = self.seed if index == 0 or self.seed is None else [self.seed, index]
+        return Sampler(self.temperature, self.top_k, self.top_p, self.repetition_penalty, seed)
+
+
+@dataclass
+class Event:
+    """What a request hears after a step: a token (with its text piece) or its end."""
+
+    request: Request
+    token: int | None = None
+    text: str = ""
+    logprob: float | None = None
+    top_logprobs: list[tuple[int, float]] | None = None
+    finish_reason: str | None = None  # "stop", "length", "cancelled", "error" when it ended
+    error: str | None = None
+
+
+class Request:
+    """One sequence through the engine. Created by Engine.submit."""
+
+    def __init__(self, rid, prompt, params: SamplingParams, sampler: Sampler, on_event, stream):
+        self.id = rid
+        self.prompt = [int(t) for t in prompt]
+        self.params = params
+        self.sampler = sampler
+        self.on_event = on_event  # called from the engine's thread with each Event
+        self.tokens = list(self.prompt)  # prompt + generated
+        self.output: list[int] = []
+        self.text = stream  # TextStream or None (no tokenizer)
+        self.blocks: list[int] = []
+        self.computed = 0  # tokens whose K, V are in the pool
+        self.cached_tokens = 0  # prompt tokens found in the prefix cache
+        self.registered = 0  # full prompt blocks offered to the prefix cache
+        self.hashes: list[int] = []
+        self.finish_reason: str | None = None
+        self.submitted = time.perf_counter()
+        self.first_token_at: float | None = None
+
+    @property
+    def prefilling(self) -> bool:
+        return self.computed < len(self.prompt)
+
+
+class Engine:
+    def __init__(
+        self,
+        model,
+        *,
+        kv_cache_gb: float | None = None,
+        n_blocks: int | None = None,
+        block_size: int = 64,
+        max_batch: int = 64,
+        max_step_tokens: int = 512,
+        max_queue: int = 1024,
+        prefix_caching: bool = True,
+        deterministic: bool = False,
+        metrics=None,
+    ):
+        cfg = model.config
+        if max_batch < 1 or max_step_tokens < max_batch:
+            raise ValueError(
+                f"need max_batch >= 1 and max_step_tokens >= max_batch, got {max_batch}, "
+                f"{max_step_tokens}"
+            )
+        if deterministic and max_step_tokens % block_size:
+            raise ValueError("deterministic mode needs max_step_tokens a multiple of block_size")
+        self.model = model
+        self.block_size = block_size
+        self.max_batch = max_batch
+        self.max_step_tokens = max_step_tokens
+        self.max_queue = max_queue
+        self.deterministic = deterministic
+        # Deterministic: prompts are cut at fixed positions (multiples of the chunk), so a
+        # sequence computes the same way alone or beside any others.
+        self.prefill_chunk = max_step_tokens - max_batch if not deterministic else None
+        if deterministic:
+            self.prefill_chunk = max(block_size, (max_step_tokens - max_batch) // block_size * block_size)
+        per_block = KVPool.bytes_per_block(cfg.num_layers, cfg.num_kv_heads, block_size, cfg.head_dim)
+        if n_blocks is None:
+            gb = 1.0 if kv_cache_gb is None else float(kv_cache_gb)
+            if not gb > 0:
+                raise ValueError(f"kv_cache_gb must be > 0, got {kv_cache_gb}")
+            n_blocks = max(1, int(gb * 2**30) // per_block)
+        self.kv_bytes = n_blocks * per_block
+        self.blocks = BlockManager(n_blocks, block_size, prefix_caching)
+        self.pool = KVPool.allocate(cfg.num_layers, n_blocks, cfg.num_kv_heads, block_size, cfg.head_dim)
+        self.planner = RaggedPlanner(model._graph("last"), self.pool, max_step_tokens, max_batch)
+        self.eos = set(model.eos_token_ids())
+        self.metrics = metrics
+        self.waiting: deque[Request] = deque()
+        self.running: list[Request] = []
+        self._inbox: list[Request] = []
+        self._cancels: list[Request] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._next_id = 0
+        self._thread: threading.Thread | None = None
+        self._stop = False
+        self.step_stats: dict = {"steps": 0, "tokens": 0, "seconds": 0.0, "kernel_seconds": 0.0}
+
+    # ---- requests (any thread) ---------------------------------------------------------------
+
+    def submit(self, prompt, params: SamplingParams, on_event=None, index: int = 0) -> Request:
+        """Queues a request for prompt ids. Raises ValueError for bad parameters or ids,
+        RequestTooLargeError when it can never fit, QueueFullError when the queue is full."""
+        params.check()
+        prompt = self.model.check_ids(np.asarray(prompt), "prompt")
+        if prompt.ndim != 1 or prompt.size == 0:
+            raise ValueError("prompt must be a non-empty 1-D sequence of token ids")
+        needed = prompt.size + params.max_tokens
+        if needed > self.model.context_length:
+            raise RequestTooLargeError(
+                f"prompt ({prompt.size} tokens) + max_tokens ({params.max_tokens}) = {needed} "
+                f"exceeds the model's context length {self.model.context_length}"
+            )
+        self.model._check_length(needed, "this request")  # a sliding window it would pass
+        if self.blocks.blocks_for(needed) > self.blocks.n_blocks:
+            raise RequestTooLargeError(
+                f"prompt + max_tokens = {needed} tokens needs {self.blocks.blocks_for(needed)} "
+                f"KV blocks; the cache holds {self.blocks.n_blocks} "
+                f"({self.kv_bytes / 2**30:.2f} GiB): raise kv_cache_gb or lower max_tokens"
+            )
+        tok = self.model.tokenizer
+        if params.stop and tok is None:
+            raise ValueError("stop strings need the model's tokenizer")
+        stream = TextStream(tok, list(params.stop)) if tok is not None else None
+        with self._lock:
+            if len(self.waiting) + len(self._inbox) >= self.max_queue:
+                raise QueueFullError(f"{self.max_queue} requests are already waiting")
+            req = Request(self._next_id, prompt, params, params.sampler(index), on_event, stream)
+            self._next_id += 1
+            self._inbox.append(req)
+            self._wake.notify()
+        return req
+
+    def cancel(self, req: Request) -> None:
+        """Ends a request at the next step and frees its cache (a client went away)."""
+        with self._lock:
+            self._cancels.append(req)
+            self._wake.notify()
+
+    @property
+    def idle(self) -> bool:
+        return not (self.waiting or self.running or self._inbox)
+
+    # ---- the loop ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Runs steps in a background thread while there is work (a server's engine)."""
+        if self._thread is None:
+            self._stop = False
+            self._thread = threading.Thread(target=self._loop, name="pyengine-engine", daemon=True)
+            self._thread.start()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._stop = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._stop and self.idle and not self._cancels:
+                    self._wake.wait()
+                if self._stop:
+                    break
+            try:
+                self.step()
+            except Exception as e:  # noqa: BLE001 - fail the step's requests, keep serving
+                for req in list(self.running) + list(self.waiting):
+                    self._finish(req, "error", error=f"{type(e).__name__}: {e}")
+                self.running.clear()
+                self.waiting.clear()
+        for req in list(self.running) + list(self.waiting) + self._inbox:
+            self._finish(req, "cancelled")
+
+    def run_until_idle(self) -> None:
+        while not self.idle or self._cancels:
+            self.step()
+
+    def step(self) -> list[Event]:
+        """One scheduling step; returns the events it emitted."""
+        events: list[Event] = []
+        with self._lock:
+            self.waiting.extend(self._inbox)
+            self._inbox.clear()
+            cancels, self._cancels = self._cancels, []
+        for req in cancels:
+            if req.finish_reason is None:
+                events.append(self._finish(req, "cancelled"))
+        self._admit()
+        batch = self._schedule()
+        if batch:
+            events += self._run(batch)
+        if self.metrics is not None:
+            self.metrics.engine_state(self)
+        return events
+
+    # ---- scheduling --------------------------------------------------------------------------
+
+    def _admit(self) -> None:
+        bs = self.block_size
+        while self.waiting and len(self.running) < self.max_batch:
+            req = self.waiting[0]
+            if req.finish_reason is not None:
+                self.waiting.popleft()
+                continue
+            total = len(req.prompt) + req.params.max_tokens
+            req.hashes = block_hashes(req.prompt, bs)
+            # Reuse whole blocks of a cached prefix, but compute at least the prompt's last token
+            # (its logits give the first new token). Deterministic: only whole chunks, so the
+            # rest of the prompt is cut at the same positions as without the cache.
+            usable = (len(req.prompt) - 1) // bs
+            if self.deterministic:
+                usable = (len(req.prompt) - 1) // self.prefill_chunk * self.prefill_chunk // bs
+            shared = self.blocks.lookup(req.hashes[:usable])
+            try:
+                req.blocks = self.blocks.allocate(self.blocks.blocks_for(total) - len(shared), shared)
+            except CacheFullError:
+                return  # the head of the queue waits for blocks to come free
+            self.waiting.popleft()
+            req.computed = req.cached_tokens = len(shared) * bs
+            req.registered = len(shared)
+            self.running.append(req)
+
+    def _schedule(self) -> list[tuple[Request, int]]:
+        """(request, tokens it runs this step): decode tokens first, then prompt chunks."""
+        batch, budget = [], self.max_step_tokens
+        for req in self.running:
+            if not req.prefilling:
+                batch.append((req, 1))
+                budget -= 1
+        for req in self.running:
+            if not req.prefilling or budget <= 0:
+                continue
+            left = len(req.prompt) - req.computed
+            if self.deterministic:
+                chunk_end = (req.computed // self.prefill_chunk + 1) * self.prefill_chunk
+                n = min(left, chunk_end - req.computed)
+                if n > budget:
+                    continue  # a chunk is never cut by the load: it waits for a step with room
+            else:
+                n = min(left, budget)
+            batch.append((req, n))
+            budget -= n
+        return batch
+
+    # ---- running a step ----------------------------------------------------------------------
+
+    def _run(self, batch: list[tuple[Request, int]]) -> list[Event]:
+        bs = self.block_size
+        tokens = sum(n for _, n in batch)
+        sampling = [req for req, n in batch if req.computed + n >= len(req.prompt)]
+        plan = self.planner.plan(tokens, len(sampling))
+        st = plan.state
+        st.batch_invariant = self.deterministic
+        n_seqs = len(batch)
+        st.q_start = np.zeros(n_seqs + 1, np.int32)
+        st.first_pos = np.zeros(n_seqs, np.int32)
+        width = max(len(req.blocks) for req, _ in batch)
+        st.block_table = np.zeros((n_seqs, width), np.int32)
+        at, out_row = 0, 0
+        for s, (req, n) in enumerate(batch):
+            pos = req.computed
+            table = np.asarray(req.blocks, np.int32)
+            st.block_table[s, : len(table)] = table
+            positions = np.arange(pos, pos + n, dtype=np.int32)
+            st.ids[0, at : at + n] = req.tokens[pos : pos + n]
+            st.positions[0, at : at + n] = positions
+            st.slots[at : at + n] = table[positions // bs] * bs + positions % bs
+            st.first_pos[s] = pos
+            at += n
+            st.q_start[s + 1] = at
+            if req.computed + n >= len(req.prompt):
+                st.out_rows[out_row] = at - 1
+                out_row += 1
+        t0 = time.perf_counter()
+        plan.run()
+        self.step_stats["steps"] += 1
+        self.step_stats["tokens"] += tokens
+        self.step_stats["seconds"] += time.perf_counter() - t0
+        logits = plan.buffers["logits"]
+        for req, n in batch:
+            req.computed += n
+            self._register_prompt_blocks(req)
+        events = []
+        for row, req in enumerate(sampling):
+            events += self._sample(req, logits[row])
+        self.running = [r for r in self.running if r.finish_reason is None]
+        return events
+
+    def _register_prompt_blocks(self, req: Request) -> None:
+        full = min(req.computed, len(req.prompt)) // self.block_size
+        for i in range(req.registered, full):
+            self.blocks.register(req.blocks[i], req.hashes[i])
+        req.registered = max(req.registered, full)
+
+    def _sample(self, req: Request, logits: np.ndarray) -> list[Event]:
+        if req.finish_reason is not None:
+            return []
+        p = req.params
+        token = req.sampler.sample_row(logits, np.asarray(req.tokens))
+        event = Event(req, token=token)
+        if p.logprobs is not None:
+            x = logits.astype(np.float64)
+            logz = x.max() + np.log(np.exp(x - x.max()).sum())
+            event.logprob = float(x[token] - logz)
+            if p.logprobs:
+                top = np.argpartition(-x, p.logprobs - 1)[: p.logprobs]
+                top = top[np.argsort(-x[top], kind="stable")]
+                event.top_logprobs = [(int(t), float(x[t] - logz)) for t in top]
+        if req.first_token_at is None:
+            req.first_token_at = time.perf_counter()
+        req.tokens.append(token)
+        req.output.append(token)
+        if req.text is not None:
+            event.text = req.text.feed(token)
+        if self.metrics is not None:
+            self.metrics.token(req)
+        if req.text is not None and req.text.stopped:
+            event.finish_reason = "stop"
+        elif token in self.eos and not p.ignore_eos:
+            event.finish_reason = "stop"
+        elif len(req.output) >= p.max_tokens:
+            event.finish_reason = "length"
+        if event.finish_reason is not None:
+            if req.text is not None:
+                event.text += req.text.flush()
+            self._release(req, event.finish_reason)
+        self._emit(event)
+        return [event]
+
+    def _finish(self, req: Request, reason: str, error: str | None = None) -> Event:
+        self._release(req, reason)
+        if req in self.running:
+            self.running.remove(req)
+        event = Event(req, finish_reason=reason, error=error)
+        self._emit(event)
+        return event
+
+    def _release(self, req: Request, reason: str) -> None:
+        if req.finish_reason is None:
+            req.finish_reason = reason
+            if req.blocks:
+                self.blocks.free(req.blocks)
+                req.blocks = []
+            if self.metrics is not None:
+                self.metrics.finished(req)
+
+    @staticmethod
+    def _emit(event: Event) -> None:
+        if event.request.on_event is not None:
+            event.request.on_event(event)
