@@ -98,8 +98,10 @@ def _serve(args) -> int:
     try:
         from pyengine.serve.app import serve
     except ImportError as e:
-        print(f"pyengine: error: serve needs the serve extra: pip install 'pyengine[serve]' ({e})",
-              file=sys.stderr)
+        print(
+            f"pyengine: error: serve needs the serve extra: pip install 'pyengine[serve]' ({e})",
+            file=sys.stderr,
+        )
         return 2
     model = pyengine.load(args.model, dtype=args.dtype, threads=args.threads)
     options = {}
@@ -120,8 +122,11 @@ def _serve(args) -> int:
             deterministic=args.deterministic,
             default_max_tokens=args.default_max_tokens,
         )
-    print(f"pyengine: serving {name} on http://{args.host}:{args.port}/v1", file=sys.stderr,
-          flush=True)
+    print(
+        f"pyengine: serving {name} on http://{args.host}:{args.port}/v1",
+        file=sys.stderr,
+        flush=True,
+    )
     serve(model, host=args.host, port=args.port, model_name=name, **options)
     return 0
 

@@ -285,8 +285,8 @@ py::array paged_attention(const py::object& q_obj, const py::object& kp_obj,
   const int64_t bs = k_pool.shape(2), d = k_pool.shape(3);
   const int64_t tokens = q.shape(0), n_heads = q.shape(1);
   if (q.shape(2) != d) {
-    throw py::value_error("q's head_dim (axis 2) must be k_pool's " + std::to_string(d) +
-                          ", got " + shape_str(q));
+    throw py::value_error("q's head_dim (axis 2) must be k_pool's " + std::to_string(d) + ", got " +
+                          shape_str(q));
   }
   if (n_kv == 0 || n_heads % n_kv != 0) {
     throw py::value_error("n_heads (" + std::to_string(n_heads) +
@@ -319,8 +319,8 @@ py::array paged_attention(const py::object& q_obj, const py::object& kp_obj,
     for (int64_t c = 0; q_start[s + 1] > q_start[s] && c < blocks; ++c) {
       const int32_t id = table[s * stride + c];
       if (id < 0 || id >= n_blocks) {
-        throw py::value_error("block_table[" + i + ", " + std::to_string(c) + "] = " +
-                              std::to_string(id) + " is not a block of the pool (" +
+        throw py::value_error("block_table[" + i + ", " + std::to_string(c) +
+                              "] = " + std::to_string(id) + " is not a block of the pool (" +
                               std::to_string(n_blocks) + " blocks)");
       }
     }

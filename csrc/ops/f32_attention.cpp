@@ -85,9 +85,9 @@ void f32_attention(const F32AttentionKernels& kt, const F32AttentionArgs& a,
   const size_t tile_floats = tiled ? kt.tiled_scratch_floats(block_rows, int(d)) : 0;
   // Partial states, unless the tiled kernel writes the output of its one part itself.
   const size_t state_floats = kernels::f32_attention_state_floats(block_rows, int(d));
-  float* states = tiled && chunks == 1
-                      ? nullptr
-                      : runtime::thread_scratch<runtime::kScratchAttentionStates>(size_t(groups * q_blocks * chunks) * state_floats);
+  float* states = tiled && chunks == 1 ? nullptr
+                                       : runtime::thread_scratch<runtime::kScratchAttentionStates>(
+                                             size_t(groups * q_blocks * chunks) * state_floats);
 
   pool.parallel_for(groups * q_blocks * chunks, [&](int64_t task) {
     const int64_t c = task % chunks;

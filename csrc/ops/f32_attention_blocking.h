@@ -35,8 +35,8 @@ inline int64_t tiled_positions(int64_t group, int lanes) {
 }
 
 struct QueryBlocking {
-  bool tiled;              // partial_tiled takes the blocks (many rows), else partial
-  int64_t pos_per_block;   // query positions per block
+  bool tiled;             // partial_tiled takes the blocks (many rows), else partial
+  int64_t pos_per_block;  // query positions per block
 };
 
 // The blocking of q_len query positions of `group` heads per KV head, head dim d.

@@ -76,8 +76,8 @@ void f32_paged_attention(const kernels::F32AttentionKernels& kt, const F32PagedA
         const int64_t n_pos = std::min(pos_per_block, q_len - t0);
         const int64_t key_end = a.first_pos[s] + t0 + n_pos;  // the block's last row sees < this
         const int64_t parts = ceil_div(key_end, bs);
-        groups.push_back({s, h, t0, n_pos, key_end, parts, int64_t(task_group.size()),
-                          states_total, state_floats, tiled});
+        groups.push_back({s, h, t0, n_pos, key_end, parts, int64_t(task_group.size()), states_total,
+                          state_floats, tiled});
         task_group.insert(task_group.end(), size_t(parts), int64_t(groups.size() - 1));
         states_total += size_t(parts) * state_floats;
       }

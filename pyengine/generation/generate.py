@@ -76,8 +76,8 @@ def generate(
     if stream:
         return _stream_text(steps)
     requests = None
-    for requests, _ in steps:
-        pass
+    for step in steps:  # runs the engine until every row has ended
+        requests = step[0]
     if text_mode:
         out = [r.text.text for r in requests]
     else:

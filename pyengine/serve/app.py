@@ -11,6 +11,7 @@ at the next step.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from contextlib import asynccontextmanager
 
@@ -104,8 +105,12 @@ def create_app(
         if name is None:
             name = next((n for n, r in names.items() if r == role), None)
         if names.get(name) != role:
-            raise ApiError(404, f"model '{name}' does not exist here (serving: "
-                           f"{', '.join(sorted(names))})", "model", code="model_not_found")
+            raise ApiError(
+                404,
+                f"model '{name}' does not exist here (serving: {', '.join(sorted(names))})",
+                "model",
+                code="model_not_found",
+            )
         return name
 
     # ---- plain routes ------------------------------------------------------------------------
@@ -116,7 +121,9 @@ def create_app(
 
     @app.get("/metrics")
     async def prometheus():
-        return PlainTextResponse(metrics.exposition().decode(), media_type="text/plain; version=0.0.4")
+        return PlainTextResponse(
+            metrics.exposition().decode(), media_type="text/plain; version=0.0.4"
+        )
 
     @app.get("/v1/models")
     async def list_models():
@@ -164,15 +171,21 @@ def create_app(
             if e.token is None or e.logprob is None:
                 continue
             text = token_text(e.token)
-            content.append({
-                "token": text,
-                "logprob": e.logprob,
-                "bytes": list(text.encode()),
-                "top_logprobs": [
-                    {"token": token_text(t), "logprob": lp, "bytes": list(token_text(t).encode())}
-                    for t, lp in (e.top_logprobs or [])
-                ],
-            })
+            content.append(
+                {
+                    "token": text,
+                    "logprob": e.logprob,
+                    "bytes": list(text.encode()),
+                    "top_logprobs": [
+                        {
+                            "token": token_text(t),
+                            "logprob": lp,
+                            "bytes": list(token_text(t).encode()),
+                        }
+                        for t, lp in (e.top_logprobs or [])
+                    ],
+                }
+            )
         return {"content": content}
 
     def completion_logprobs(events) -> dict:
@@ -186,7 +199,12 @@ def create_app(
             tops.append({token_text(t): lp for t, lp in (e.top_logprobs or [])})
             offsets.append(at)
             at += len(text)
-        return {"tokens": tokens, "token_logprobs": lps, "top_logprobs": tops, "text_offset": offsets}
+        return {
+            "tokens": tokens,
+            "token_logprobs": lps,
+            "top_logprobs": tops,
+            "text_offset": offsets,
+        }
 
     async def respond(request, body, kind, name, prompt_ids, params, n):
         stream = field(body, "stream", bool, False)
@@ -228,31 +246,74 @@ def create_app(
                 if params.logprobs is not None:
                     lp = chat_logprobs(evs) if kind == "chat" else completion_logprobs(evs)
                 if kind == "chat":
-                    choices.append({"index": index_of[r.id], "finish_reason": reason, "logprobs": lp,
-                                    "message": {"role": "assistant", "content": text}})
+                    choices.append(
+                        {
+                            "index": index_of[r.id],
+                            "finish_reason": reason,
+                            "logprobs": lp,
+                            "message": {"role": "assistant", "content": text},
+                        }
+                    )
                 else:
-                    choices.append({"index": index_of[r.id], "finish_reason": reason, "logprobs": lp,
-                                    "text": text})
-            return {"id": rid, "object": obj, "created": created, "model": name,
-                    "choices": choices, "usage": the_usage()}
+                    choices.append(
+                        {
+                            "index": index_of[r.id],
+                            "finish_reason": reason,
+                            "logprobs": lp,
+                            "text": text,
+                        }
+                    )
+            return {
+                "id": rid,
+                "object": obj,
+                "created": created,
+                "model": name,
+                "choices": choices,
+                "usage": the_usage(),
+            }
 
         async def sse():
             chunk_obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
 
             def chunk(choices, **extra):
-                return "data: " + json.dumps({"id": rid, "object": chunk_obj, "created": created,
-                                              "model": name, "choices": choices, **extra}) + "\n\n"
+                return (
+                    "data: "
+                    + json.dumps(
+                        {
+                            "id": rid,
+                            "object": chunk_obj,
+                            "created": created,
+                            "model": name,
+                            "choices": choices,
+                            **extra,
+                        }
+                    )
+                    + "\n\n"
+                )
 
             try:
                 if kind == "chat":
-                    yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""},
-                                  "logprobs": None, "finish_reason": None} for i in range(n)])
+                    yield chunk(
+                        [
+                            {
+                                "index": i,
+                                "delta": {"role": "assistant", "content": ""},
+                                "logprobs": None,
+                                "finish_reason": None,
+                            }
+                            for i in range(n)
+                        ]
+                    )
                 finished = 0
                 while finished < len(reqs):
                     e = await queue.get()
                     i = index_of[e.request.id]
                     if e.finish_reason == "error":
-                        yield "data: " + json.dumps(ApiError(500, f"generation failed: {e.error}").body()) + "\n\n"
+                        yield (
+                            "data: "
+                            + json.dumps(ApiError(500, f"generation failed: {e.error}").body())
+                            + "\n\n"
+                        )
                         return
                     reason = None
                     if e.finish_reason is not None:
@@ -265,9 +326,13 @@ def create_app(
                         lp = chat_logprobs([e]) if kind == "chat" else completion_logprobs([e])
                     if kind == "chat":
                         delta = {"content": e.text} if e.text else {}
-                        yield chunk([{"index": i, "delta": delta, "logprobs": lp, "finish_reason": reason}])
+                        yield chunk(
+                            [{"index": i, "delta": delta, "logprobs": lp, "finish_reason": reason}]
+                        )
                     else:
-                        yield chunk([{"index": i, "text": e.text, "logprobs": lp, "finish_reason": reason}])
+                        yield chunk(
+                            [{"index": i, "text": e.text, "logprobs": lp, "finish_reason": reason}]
+                        )
                 if include_usage:
                     yield chunk([], usage=the_usage())
                 yield "data: [DONE]\n\n"
@@ -276,8 +341,9 @@ def create_app(
                     if r.finish_reason is None:
                         engine.cancel(r)
 
-        return StreamingResponse(sse(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
+        return StreamingResponse(
+            sse(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
@@ -294,10 +360,14 @@ def create_app(
             if isinstance(content, list):  # content parts: text only
                 texts = []
                 for part in content:
-                    if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(
-                        part.get("text"), str
+                    if (
+                        not isinstance(part, dict)
+                        or part.get("type") != "text"
+                        or not isinstance(part.get("text"), str)
                     ):
-                        raise bad(f"messages[{i}].content: only text parts are supported", "messages")
+                        raise bad(
+                            f"messages[{i}].content: only text parts are supported", "messages"
+                        )
                     texts.append(part["text"])
                 content = "".join(texts)
             if not isinstance(content, str):
@@ -311,7 +381,9 @@ def create_app(
         try:
             prompt_ids = await run_in_threadpool(_encode_chat, model, clean)
         except Exception as e:  # a template that rejects these messages
-            raise bad(f"cannot render these messages with the chat template: {e}", "messages") from None
+            raise bad(
+                f"cannot render these messages with the chat template: {e}", "messages"
+            ) from None
         if len(prompt_ids) == 0:
             raise bad("the rendered prompt is empty", "messages")
         return await respond(request, body, "chat", name, prompt_ids, params, n)
@@ -330,8 +402,11 @@ def create_app(
                     raise bad("'prompt' holds a token id outside the vocabulary", "prompt")
                 prompt = None
             else:
-                raise bad("'prompt' must be a string, a list of one string, or a list of token "
-                          "ids (batches of prompts: send one request each)", "prompt")
+                raise bad(
+                    "'prompt' must be a string, a list of one string, or a list of token "
+                    "ids (batches of prompts: send one request each)",
+                    "prompt",
+                )
         if prompt is not None:
             if not prompt:
                 raise bad("'prompt' is empty", "prompt")
@@ -363,22 +438,34 @@ def create_app(
         if not texts or len(texts) > 2048:
             raise bad("'input' must hold 1 to 2048 strings", "input")
         if not all(isinstance(t, str) for t in texts):
-            raise bad("'input' must be a string or a list of strings (token ids are not "
-                      "supported)", "input")
+            raise bad(
+                "'input' must be a string or a list of strings (token ids are not supported)",
+                "input",
+            )
         fmt = field(body, "encoding_format", str, "float")
-        if fmt != "float":
-            raise bad("'encoding_format' must be 'float'", "encoding_format")
+        if fmt not in ("float", "base64"):
+            raise bad("'encoding_format' must be 'float' or 'base64'", "encoding_format")
         if field(body, "dimensions", int, None) is not None:
             raise bad("'dimensions' is not supported", "dimensions")
         vectors = await run_in_threadpool(embedder.encode, texts)
-        lengths = await run_in_threadpool(
-            lambda: sum(len(e) for e in embedder._tokenize(texts))
-        )
+        lengths = await run_in_threadpool(lambda: sum(len(e) for e in embedder._tokenize(texts)))
         metrics.requests.labels(request.url.path, "200").inc()
-        data = [{"object": "embedding", "index": i, "embedding": v.tolist()}
-                for i, v in enumerate(vectors)]
-        return {"object": "list", "data": data, "model": name,
-                "usage": {"prompt_tokens": lengths, "total_tokens": lengths}}
+
+        def encoded(v):  # base64: the little-endian float32 bytes, as OpenAI sends them
+            if fmt == "float":
+                return v.tolist()
+            return base64.b64encode(v.astype("<f4").tobytes()).decode()
+
+        data = [
+            {"object": "embedding", "index": i, "embedding": encoded(v)}
+            for i, v in enumerate(vectors)
+        ]
+        return {
+            "object": "list",
+            "data": data,
+            "model": name,
+            "usage": {"prompt_tokens": lengths, "total_tokens": lengths},
+        }
 
     @app.api_route("/v1/{rest:path}", methods=["GET", "POST", "PUT", "DELETE"])
     async def unknown_route(rest: str):
@@ -393,5 +480,3 @@ def serve(model, host: str = "127.0.0.1", port: int = 8000, **app_options) -> No
 
     app = create_app(model, **app_options)
     uvicorn.run(app, host=host, port=port, log_level="warning")
-
-

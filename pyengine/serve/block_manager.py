@@ -30,7 +30,9 @@ def block_hashes(tokens, block_size: int) -> list[int]:
 class BlockManager:
     def __init__(self, n_blocks: int, block_size: int, prefix_caching: bool = True):
         if n_blocks < 1 or block_size < 1:
-            raise ValueError(f"need n_blocks >= 1 and block_size >= 1, got {n_blocks}, {block_size}")
+            raise ValueError(
+                f"need n_blocks >= 1 and block_size >= 1, got {n_blocks}, {block_size}"
+            )
         self.n_blocks = n_blocks
         self.block_size = block_size
         self.prefix_caching = prefix_caching

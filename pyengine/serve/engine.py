@@ -134,8 +134,6 @@ class Engine:
                 f"need max_batch >= 1 and max_step_tokens >= max_batch, got {max_batch}, "
                 f"{max_step_tokens}"
             )
-        if deterministic and max_step_tokens % block_size:
-            raise ValueError("deterministic mode needs max_step_tokens a multiple of block_size")
         self.model = model
         self.block_size = block_size
         self.max_batch = max_batch
@@ -144,10 +142,14 @@ class Engine:
         self.deterministic = deterministic
         # Deterministic: prompts are cut at fixed positions (multiples of the chunk), so a
         # sequence computes the same way alone or beside any others.
-        self.prefill_chunk = max_step_tokens - max_batch if not deterministic else None
+        # (whole blocks, so a reused prefix ends where a chunk does)
+        self.prefill_chunk = None
         if deterministic:
-            self.prefill_chunk = max(block_size, (max_step_tokens - max_batch) // block_size * block_size)
-        per_block = KVPool.bytes_per_block(cfg.num_layers, cfg.num_kv_heads, block_size, cfg.head_dim)
+            room = (max_step_tokens - max_batch) // block_size * block_size
+            self.prefill_chunk = max(block_size, room)
+        per_block = KVPool.bytes_per_block(
+            cfg.num_layers, cfg.num_kv_heads, block_size, cfg.head_dim
+        )
         if n_blocks is None:
             gb = 1.0 if kv_cache_gb is None else float(kv_cache_gb)
             if not gb > 0:
@@ -155,7 +157,9 @@ class Engine:
             n_blocks = max(1, int(gb * 2**30) // per_block)
         self.kv_bytes = n_blocks * per_block
         self.blocks = BlockManager(n_blocks, block_size, prefix_caching)
-        self.pool = KVPool.allocate(cfg.num_layers, n_blocks, cfg.num_kv_heads, block_size, cfg.head_dim)
+        self.pool = KVPool.allocate(
+            cfg.num_layers, n_blocks, cfg.num_kv_heads, block_size, cfg.head_dim
+        )
         self.planner = RaggedPlanner(model._graph("last"), self.pool, max_step_tokens, max_batch)
         self.eos = set(model.eos_token_ids())
         self.metrics = metrics
@@ -290,7 +294,9 @@ class Engine:
                 usable = (len(req.prompt) - 1) // self.prefill_chunk * self.prefill_chunk // bs
             shared = self.blocks.lookup(req.hashes[:usable])
             try:
-                req.blocks = self.blocks.allocate(self.blocks.blocks_for(total) - len(shared), shared)
+                req.blocks = self.blocks.allocate(
+                    self.blocks.blocks_for(total) - len(shared), shared
+                )
             except CacheFullError:
                 return  # the head of the queue waits for blocks to come free
             self.waiting.popleft()

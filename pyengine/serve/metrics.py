@@ -16,11 +16,16 @@ class ServerMetrics:
     def __init__(self):
         r = self.registry = CollectorRegistry()
         self.requests = Counter(
-            "pyengine_requests", "HTTP requests by route and status", ["route", "status"], registry=r
+            "pyengine_requests",
+            "HTTP requests by route and status",
+            ["route", "status"],
+            registry=r,
         )
         self.prompt_tokens = Counter("pyengine_prompt_tokens", "Prompt tokens admitted", registry=r)
         self.cached_tokens = Counter(
-            "pyengine_cached_prompt_tokens", "Prompt tokens reused from the prefix cache", registry=r
+            "pyengine_cached_prompt_tokens",
+            "Prompt tokens reused from the prefix cache",
+            registry=r,
         )
         self.generated_tokens = Counter(
             "pyengine_generation_tokens", "Tokens generated", registry=r
@@ -31,7 +36,9 @@ class ServerMetrics:
         self.queue_length = Gauge("pyengine_queue_length", "Requests waiting to start", registry=r)
         self.running = Gauge("pyengine_running_sequences", "Sequences in the batch", registry=r)
         self.kv_blocks_used = Gauge("pyengine_kv_blocks_used", "KV blocks held", registry=r)
-        self.kv_blocks_total = Gauge("pyengine_kv_blocks_total", "KV blocks in the pool", registry=r)
+        self.kv_blocks_total = Gauge(
+            "pyengine_kv_blocks_total", "KV blocks in the pool", registry=r
+        )
         self.ttft = Histogram(
             "pyengine_time_to_first_token_seconds",
             "From submission to the first generated token",

@@ -63,8 +63,14 @@ def field(body: dict, name: str, kinds, default=_MISSING):
 
 
 def _names(kinds) -> str:
-    words = {int: "an integer", float: "a number", str: "a string", bool: "a boolean",
-             list: "an array", dict: "an object"}
+    words = {
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        bool: "a boolean",
+        list: "an array",
+        dict: "an object",
+    }
     return " or ".join(words.get(k, k.__name__) for k in kinds)
 
 
@@ -99,8 +105,10 @@ def sampling_fields(body: dict, default_max_tokens: int) -> dict:
     presence = number_in(body, "presence_penalty", -2.0, 2.0, 0.0)
     frequency = number_in(body, "frequency_penalty", -2.0, 2.0, 0.0)
     if presence or frequency:
-        raise bad("presence_penalty and frequency_penalty are not supported (use "
-                  "repetition_penalty)", "presence_penalty" if presence else "frequency_penalty")
+        raise bad(
+            "presence_penalty and frequency_penalty are not supported (use repetition_penalty)",
+            "presence_penalty" if presence else "frequency_penalty",
+        )
     rep = field(body, "repetition_penalty", (int, float), None)
     if rep is not None and not rep > 0:
         raise bad(f"'repetition_penalty' must be > 0, got {rep}", "repetition_penalty")

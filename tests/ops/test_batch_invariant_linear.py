@@ -16,7 +16,11 @@ from pyengine.ops import Bf16Linear, Linear
 def test_rows_alone_equal_rows_in_a_batch(isa, threads, cls, shape):
     n, k = shape
     rng = np.random.default_rng(n + k)
-    lin = cls(rng.standard_normal((n, k), dtype=np.float32), rng.standard_normal(n, dtype=np.float32), isa=isa)
+    lin = cls(
+        rng.standard_normal((n, k), dtype=np.float32),
+        rng.standard_normal(n, dtype=np.float32),
+        isa=isa,
+    )
     x = rng.standard_normal((40, k), dtype=np.float32)
     res = rng.standard_normal((40, n), dtype=np.float32)
     whole = lin(x, residual=res, batch_invariant=True)

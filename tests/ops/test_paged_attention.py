@@ -59,7 +59,7 @@ def test_against_reference(isa, threads, mix, block_size):
     seqs = MIXES[mix]
     q, kp, vp, q_start, first_pos, table, dense = make_batch(rng, seqs, 6, 2, 64, block_size)
     got = run(q, kp, vp, q_start, first_pos, table, isa)
-    for s, (p, n) in enumerate(seqs):
+    for s, (p, _n) in enumerate(seqs):
         qs = q[q_start[s] : q_start[s + 1]][None]
         ref, bound = attention_reference(qs, *dense[s], start_pos=p)
         assert_gemm_close(got[q_start[s] : q_start[s + 1]], ref[0], bound[0], f"sequence {s}")
@@ -73,7 +73,9 @@ def test_head_dims_and_groups(isa, head_dim, heads):
     q, kp, vp, q_start, first_pos, table, dense = make_batch(rng, seqs, *heads, head_dim, 16)
     got = run(q, kp, vp, q_start, first_pos, table, isa)
     for s, (p, _) in enumerate(seqs):
-        ref, bound = attention_reference(q[q_start[s] : q_start[s + 1]][None], *dense[s], start_pos=p)
+        ref, bound = attention_reference(
+            q[q_start[s] : q_start[s + 1]][None], *dense[s], start_pos=p
+        )
         assert_gemm_close(got[q_start[s] : q_start[s + 1]], ref[0], bound[0], f"sequence {s}")
 
 
@@ -137,7 +139,9 @@ def test_large_prefill_many_threads_tasks():
     q, kp, vp, q_start, first_pos, table, dense = make_batch(rng, seqs, 8, 2, 64, 64)
     got = run(q, kp, vp, q_start, first_pos, table)
     for s, (p, _) in enumerate(seqs):
-        ref, bound = attention_reference(q[q_start[s] : q_start[s + 1]][None], *dense[s], start_pos=p)
+        ref, bound = attention_reference(
+            q[q_start[s] : q_start[s + 1]][None], *dense[s], start_pos=p
+        )
         assert_gemm_close(got[q_start[s] : q_start[s + 1]], ref[0], bound[0], f"sequence {s}")
 
 
@@ -162,5 +166,10 @@ def test_errors():
         k = np.zeros((1, 2, 8), np.float32)
         _C.paged_kv_write(k, k.copy(), kp, vp, np.array([99], np.int32))
     with pytest.raises(ValueError, match="k_pool"):
-        _C.paged_kv_write(np.zeros((1, 3, 8), np.float32), np.zeros((1, 3, 8), np.float32), kp, vp,
-                          np.array([0], np.int32))
+        _C.paged_kv_write(
+            np.zeros((1, 3, 8), np.float32),
+            np.zeros((1, 3, 8), np.float32),
+            kp,
+            vp,
+            np.array([0], np.int32),
+        )
