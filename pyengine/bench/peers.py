@@ -25,6 +25,19 @@ PEERS = {
         "pip install llama-cpp-python (compiles from source)",
         ("decoder",),
     ),
+    # its OpenAI-compatible server (python -m llama_cpp.server), whose extra brings its own
+    # web stack
+    "llama.cpp-server": (
+        (
+            "llama_cpp",
+            "llama_cpp.server",
+            "sse_starlette",
+            "starlette_context",
+            "pydantic_settings",
+        ),
+        "pip install 'llama-cpp-python[server]'",
+        ("serve",),
+    ),
 }
 
 

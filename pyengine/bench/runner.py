@@ -5,6 +5,7 @@ and how it compares with the engines one would otherwise use, all measured in on
     pyengine-bench --quick                          a smoke run (under a minute)
     pyengine-bench --suite decoder --threads 1,2 --json run.json --plot run.png --markdown
     pyengine-bench --dtypes bfloat16                pyengine with bf16 weights only
+    pyengine-bench --suite serve --threads 4        `pyengine serve` under 1-64 streaming clients
     pyengine-bench --compare old.json new.json      change per workload, regressions flagged
 """
 
@@ -15,9 +16,15 @@ import json
 import sys
 import time
 
-SUITES = ("kernels", "encoder", "decoder")
+SUITES = ("kernels", "encoder", "decoder", "serve")
+# serve starts servers and runs for minutes: only when asked for
+DEFAULT_SUITES = ("kernels", "encoder", "decoder")
 DEFAULT_DTYPES = "float32,bfloat16"
-DEFAULT_MODELS = {"encoder": "all-minilm-l6-v2", "decoder": "smollm2-135m-instruct"}
+DEFAULT_MODELS = {
+    "encoder": "all-minilm-l6-v2",
+    "decoder": "smollm2-135m-instruct",
+    "serve": "smollm2-135m-instruct",
+}
 
 
 class Progress:
@@ -40,23 +47,29 @@ def _parse_args(argv):
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--suite", default=",".join(SUITES), help="comma-separated: " + ",".join(SUITES))
+    p.add_argument(
+        "--suite",
+        default=",".join(DEFAULT_SUITES),
+        help=f"comma-separated: {','.join(SUITES)} (default: {','.join(DEFAULT_SUITES)})",
+    )
     p.add_argument(
         "--models",
         nargs="+",
         metavar="NAME|PATH",
-        help="models for the encoder/decoder suites (short names, folders, .gguf)",
+        help="models for the encoder/decoder/serve suites (short names, folders, .gguf)",
     )
     p.add_argument("--threads", help="comma-separated thread counts (default: all CPUs)")
     p.add_argument(
         "--peers",
-        help="comma-separated: numpy,torch,onnxruntime,llama.cpp (default: every installed one)",
+        help="comma-separated: numpy,torch,onnxruntime,llama.cpp,llama.cpp-server "
+        "(default: every installed one)",
     )
     p.add_argument(
         "--dtypes",
         default=DEFAULT_DTYPES,
-        help="comma-separated weight dtypes of pyengine's models in the encoder and decoder "
-        f"suites, one row each next to the same peer measurement (default: {DEFAULT_DTYPES})",
+        help="comma-separated weight dtypes of pyengine's models in the encoder, decoder and "
+        "serve suites, one row each next to the same peer measurement (default: "
+        f"{DEFAULT_DTYPES})",
     )
     p.add_argument("--quick", action="store_true", help="small workloads, a smoke run")
     p.add_argument("--repeat", type=int, default=None, help="timed samples per workload")
@@ -75,17 +88,18 @@ def _load_results(path):
 
 
 def _models_by_suite(models, suites):
-    """Assigns --models to the encoder or decoder suite by what their config says."""
+    """Assigns --models to the encoder suite, or the decoder and serve suites, by what their
+    config says."""
     from pyengine.loaders import load_weights, resolve
 
-    chosen = {s: [DEFAULT_MODELS[s]] for s in ("encoder", "decoder") if s in suites}
+    chosen = {s: [DEFAULT_MODELS[s]] for s in DEFAULT_MODELS if s in suites}
     if models:
         chosen = {s: [] for s in chosen}
         for m in models:
             config = load_weights(resolve(m), with_tokenizer=False, check=False).config
-            suite = "encoder" if config.is_encoder else "decoder"
-            if suite in chosen:
-                chosen[suite].append(m)
+            for suite in ("encoder",) if config.is_encoder else ("decoder", "serve"):
+                if suite in chosen:
+                    chosen[suite].append(m)
     return chosen
 
 
@@ -149,7 +163,7 @@ def main(argv=None) -> int:
     print("# versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     for p in missing:
         print(f"# peer {p}: not installed ({PEERS[p][1]})")
-    if {"encoder", "decoder"} & set(suites):
+    if {"encoder", "decoder", "serve"} & set(suites):
         print(f"# pyengine weights: {', '.join(dtypes)} (each next to the same peer samples)")
 
     models = _models_by_suite(args.models, suites)
@@ -178,7 +192,7 @@ def main(argv=None) -> int:
                     repeat=repeat,
                     progress=progress,
                 )
-        else:
+        elif suite == "decoder":
             for m in models["decoder"]:
                 results += decoder_suite.run(
                     m,
@@ -188,6 +202,18 @@ def main(argv=None) -> int:
                     peers=suite_peers,
                     quick=args.quick,
                     repeat=repeat,
+                    progress=progress,
+                )
+        else:
+            from pyengine.bench import serve_suite  # needs httpx, as the server needs fastapi
+
+            for m in models["serve"]:
+                results += serve_suite.run(
+                    m,
+                    threads,
+                    dtypes=dtypes,
+                    peers=suite_peers,
+                    quick=args.quick,
                     progress=progress,
                 )
     print()
