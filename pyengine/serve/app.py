@@ -137,8 +137,11 @@ def create_app(
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
 
-        def on_event(event):
-            loop.call_soon_threadsafe(queue.put_nowait, event)
+        def on_event(event):  # the engine's thread: hand the event to this request's loop
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, event)
+            except RuntimeError:  # the loop is closed (server shutting down): nobody listens
+                pass
 
         reqs = []
         try:

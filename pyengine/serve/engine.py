@@ -428,7 +428,13 @@ class Engine:
             if self.metrics is not None:
                 self.metrics.finished(req)
 
-    @staticmethod
-    def _emit(event: Event) -> None:
-        if event.request.on_event is not None:
-            event.request.on_event(event)
+    def _emit(self, event: Event) -> None:
+        req = event.request
+        if req.on_event is None:
+            return
+        try:
+            req.on_event(event)
+        except Exception:  # noqa: BLE001 - a broken listener ends its own request only
+            req.on_event = None
+            if req.finish_reason is None:
+                self.cancel(req)

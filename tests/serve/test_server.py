@@ -4,10 +4,7 @@ for the error cases; a client that leaves mid-stream frees its cache blocks."""
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
 import sys
 import time
 
@@ -19,15 +16,13 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tiny_llama_folder, minilm_path):
-    port = _free_port()
+    """The server as a user starts it (the benchmark's launcher: a subprocess on a free port,
+    ready once /health answers, stopped however the tests end)."""
+    from pyengine.bench.serve_suite import free_port, pyengine_env, server_process
+
+    port = free_port()
     cmd = [
         sys.executable,
         "-m",
@@ -48,32 +43,8 @@ def server(tiny_llama_folder, minilm_path):
         "--max-queue",
         "64",
     ]
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                out = proc.stdout.read().decode(errors="replace") if proc.poll() is not None else ""
-                pytest.fail(f"server did not start: {out}")
-            time.sleep(0.2)
+    with server_process(cmd, port, "/health", env=pyengine_env()) as base:
         yield base, str(tiny_llama_folder)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")
