@@ -117,6 +117,7 @@ def _serve(args) -> int:
             kv_cache_gb=args.kv_cache_gb,
             max_batch=args.max_batch,
             max_step_tokens=args.max_step_tokens,
+            prefill_while_decoding=args.prefill_while_decoding,
             max_queue=args.max_queue,
             prefix_caching=not args.no_prefix_caching,
             deterministic=args.deterministic,
@@ -189,6 +190,12 @@ def main(argv=None) -> int:
     srv.add_argument("--kv-cache-gb", type=float, default=1.0, help="KV pool size (GiB)")
     srv.add_argument("--max-batch", type=int, default=64, help="sequences per step, at most")
     srv.add_argument("--max-step-tokens", type=int, default=512, help="tokens per step, at most")
+    srv.add_argument(
+        "--prefill-while-decoding",
+        type=int,
+        default=128,
+        help="prompt tokens per step while other sequences decode (their inter-token latency)",
+    )
     srv.add_argument("--max-queue", type=int, default=1024, help="waiting requests before 503")
     srv.add_argument("--default-max-tokens", type=int, default=256)
     srv.add_argument("--no-prefix-caching", action="store_true")

@@ -5,6 +5,7 @@
 
 #include "cpu/by_level.h"
 #include "ops/f32_gemm.h"
+#include "ops/int_math.h"
 #include "runtime/thread_scratch.h"
 
 namespace pyengine::ops {
@@ -32,7 +33,6 @@ uint16_t f32_to_bf16(float x) {
 
 namespace {
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t padded_k(int64_t k) { return ceil_div(k, kBf16KBlock) * kBf16KBlock; }
 size_t panel_elems(int64_t k) { return size_t(padded_k(k)) * kBf16PanelWidth; }
 

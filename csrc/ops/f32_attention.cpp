@@ -6,6 +6,7 @@
 
 #include "cpu/by_level.h"
 #include "ops/f32_attention_blocking.h"
+#include "ops/int_math.h"
 #include "runtime/thread_scratch.h"
 
 namespace pyengine::ops {
@@ -17,8 +18,6 @@ const F32AttentionKernels& f32_attention_kernels(cpu::IsaLevel level) {
 }
 
 namespace {
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Below this many floats a cache write is one task: a pool dispatch would cost more.
 constexpr int64_t kSerialCopyFloats = 16 * 1024;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "cpu/by_level.h"
+#include "ops/int_math.h"
 #include "runtime/aligned_buffer.h"
 #include "runtime/thread_scratch.h"
 
@@ -42,8 +43,6 @@ void f32_pack_b(const float* src, int64_t stride_n, int64_t stride_k, int64_t n,
 }
 
 namespace {
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Few rows: every thread streams a contiguous run of whole panels over all of K, once.
 void gemv_path(const F32GemmKernels& kt, const F32GemmArgs& g, runtime::ThreadPool& pool) {

@@ -5,13 +5,12 @@
 #include <vector>
 
 #include "ops/f32_attention_blocking.h"
+#include "ops/int_math.h"
 #include "runtime/thread_scratch.h"
 
 namespace pyengine::ops {
 
 namespace {
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Below this many floats a cache write is one task: a pool dispatch would cost more.
 constexpr int64_t kSerialCopyFloats = 16 * 1024;
