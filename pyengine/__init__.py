@@ -5,7 +5,7 @@ The native kernels live in the private extension pyengine._C; this package is th
 
 try:
     from pyengine import _C  # noqa: F401 - the native extension, built by pip install
-except ModuleNotFoundError as e:  # a source tree whose extension was never built
+except ImportError as e:  # a source tree whose extension was never built
     raise ImportError(
         "pyengine's native extension pyengine._C is not built in "
         f"{__path__[0]}: install the package (pip install .) and run the tests as "

@@ -63,12 +63,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def pyengine_root() -> str:
+    """The folder the running pyengine was imported from (site-packages, or a source tree)."""
+    import pyengine
+
+    return str(Path(pyengine.__file__).resolve().parents[1])
+
+
 def pyengine_env() -> dict:
     """The environment for pyengine's server: it imports the pyengine this benchmark runs, not
     another installed copy."""
-    import pyengine
-
-    root = str(Path(pyengine.__file__).resolve().parents[1])
+    root = pyengine_root()
     return {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
@@ -76,14 +81,16 @@ def pyengine_env() -> dict:
 
 
 @contextlib.contextmanager
-def server_process(argv, port: int, ready_path: str, env=None):
+def server_process(argv, port: int, ready_path: str, env=None, cwd=None):
     """Runs the server command `argv` (listening on `port`), yields its base URL once GET
-    ready_path answers 200, and stops it when the block ends, however it ends."""
+    ready_path answers 200, and stops it when the block ends, however it ends. cwd: where it
+    runs (`python -m` puts that folder first on sys.path: a source tree there would shadow the
+    installed package)."""
     url = f"http://127.0.0.1:{port}"
     # its output goes to a file, not a pipe: nobody reads a pipe while the load runs, and a
     # full one would block the server
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         try:
             wait_until_ready(proc, url + ready_path, log)
             yield url
@@ -341,7 +348,7 @@ def run(
             port = free_port()
             argv = pyengine_argv(source, t, dtype, port)
             say(f"pyengine {dtype}", "starting pyengine serve")
-            with server_process(argv, port, "/health", pyengine_env()) as url:
+            with server_process(argv, port, "/health", pyengine_env(), pyengine_root()) as url:
                 ours = measure(
                     url, str(source), *workload, functools.partial(say, f"pyengine {dtype}")
                 )

@@ -20,7 +20,7 @@ pytest.importorskip("uvicorn")
 def server(tiny_llama_folder, minilm_path):
     """The server as a user starts it (the benchmark's launcher: a subprocess on a free port,
     ready once /health answers, stopped however the tests end)."""
-    from pyengine.bench.serve_suite import free_port, pyengine_env, server_process
+    from pyengine.bench.serve_suite import free_port, pyengine_env, pyengine_root, server_process
 
     port = free_port()
     cmd = [
@@ -43,7 +43,7 @@ def server(tiny_llama_folder, minilm_path):
         "--max-queue",
         "64",
     ]
-    with server_process(cmd, port, "/health", env=pyengine_env()) as base:
+    with server_process(cmd, port, "/health", pyengine_env(), pyengine_root()) as base:
         yield base, str(tiny_llama_folder)
 
 
