@@ -78,6 +78,25 @@ std::vector<int64_t> key_bounds_arg(const py::object& obj, const char* name, py:
   return values;
 }
 
+// The scale of the scores: default 1/sqrt(head_dim); must be finite.
+float scale_arg(std::optional<double> scale, int64_t head_dim) {
+  const double value = scale.value_or(1.0 / std::sqrt(double(head_dim)));
+  if (!std::isfinite(value)) throw py::value_error("scale must be finite");
+  return float(value);
+}
+
+// `out` when given (float32, q's shape, overlapping neither q nor the caches), else a new array.
+py::array attention_out(const py::object& out_obj, const py::array& q, const py::array& k,
+                        const char* k_name, const py::array& v, const char* v_name) {
+  py::array out = f32_output(out_obj, std::vector<py::ssize_t>(q.shape(), q.shape() + q.ndim()));
+  if (!out_obj.is_none()) {
+    require_no_overlap(out, "out", q, "q");
+    require_no_overlap(out, "out", k, k_name);
+    require_no_overlap(out, "out", v, v_name);
+  }
+  return out;
+}
+
 void kv_cache_write(const py::object& k_obj, const py::object& v_obj, const py::object& kc_obj,
                     const py::object& vc_obj, int64_t start_pos) {
   py::array k = require_4d(k_obj, "k");
@@ -154,17 +173,9 @@ py::array attention(const py::object& q_obj, const py::object& kc_obj, const py:
                             " (the cache's context length)");
     }
   }
-  const double scale_value = scale.value_or(1.0 / std::sqrt(double(d)));
-  if (!std::isfinite(scale_value)) throw py::value_error("scale must be finite");
+  const float scale_value = scale_arg(scale, d);
   const auto level = isa_level_arg(isa);
-
-  const std::vector<py::ssize_t> out_shape(q.shape(), q.shape() + q.ndim());
-  py::array out = f32_output(out_obj, out_shape);
-  if (!out_obj.is_none()) {
-    require_no_overlap(out, "out", q, "q");
-    require_no_overlap(out, "out", k_cache, "k_cache");
-    require_no_overlap(out, "out", v_cache, "v_cache");
-  }
+  py::array out = attention_out(out_obj, q, k_cache, "k_cache", v_cache, "v_cache");
   ops::F32AttentionArgs args;
   args.batch = batch;
   args.q_len = q_len;
@@ -180,7 +191,7 @@ py::array attention(const py::object& q_obj, const py::object& kc_obj, const py:
   args.key_begin = key_begin.data();
   args.key_end = key_end.data();
   args.causal = causal;
-  args.scale = float(scale_value);
+  args.scale = scale_value;
   {
     KernelScope scope;
     ops::f32_attention(ops::f32_attention_kernels(level), args, runtime::ThreadPool::instance());
@@ -325,15 +336,9 @@ py::array paged_attention(const py::object& q_obj, const py::object& kp_obj,
       }
     }
   }
-  const double scale_value = scale.value_or(1.0 / std::sqrt(double(d)));
-  if (!std::isfinite(scale_value)) throw py::value_error("scale must be finite");
+  const float scale_value = scale_arg(scale, d);
   const auto level = isa_level_arg(isa);
-  py::array out = f32_output(out_obj, std::vector<py::ssize_t>(q.shape(), q.shape() + q.ndim()));
-  if (!out_obj.is_none()) {
-    require_no_overlap(out, "out", q, "q");
-    require_no_overlap(out, "out", k_pool, "k_pool");
-    require_no_overlap(out, "out", v_pool, "v_pool");
-  }
+  py::array out = attention_out(out_obj, q, k_pool, "k_pool", v_pool, "v_pool");
   ops::F32PagedAttentionArgs args;
   args.n_seqs = n_seqs;
   args.n_heads = n_heads;
@@ -348,7 +353,7 @@ py::array paged_attention(const py::object& q_obj, const py::object& kp_obj,
   args.q_start = q_start;
   args.first_pos = first_pos;
   args.block_table = table;
-  args.scale = float(scale_value);
+  args.scale = scale_value;
   {
     KernelScope scope;
     ops::f32_paged_attention(ops::f32_attention_kernels(level), args,
