@@ -193,8 +193,9 @@ def main(argv=None) -> int:
     srv.add_argument(
         "--prefill-while-decoding",
         type=int,
-        default=128,
-        help="prompt tokens per step while other sequences decode (their inter-token latency)",
+        default=None,
+        help="at most this many prompt tokens per step while other sequences decode (bounds "
+        "their stalls when requests arrive one by one; default: --max-step-tokens)",
     )
     srv.add_argument("--max-queue", type=int, default=1024, help="waiting requests before 503")
     srv.add_argument("--default-max-tokens", type=int, default=256)
