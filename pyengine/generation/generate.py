@@ -124,12 +124,12 @@ def _encode(model, prompt, messages, chat) -> tuple[list[np.ndarray], bool, bool
     if messages is not None:
         if prompt is not None:
             raise ValueError("pass either prompt or messages, not both")
-        return [_encode_chat(model, messages)], True, True
+        return [encode_chat(model, messages)], True, True
     if isinstance(prompt, str):
         if not prompt:
             raise ValueError("prompt is empty")
         if chat:
-            return [_encode_chat(model, [{"role": "user", "content": prompt}])], True, True
+            return [encode_chat(model, [{"role": "user", "content": prompt}])], True, True
         return [_encode_text(model, prompt)], True, True
     if chat:
         raise ValueError("chat=True takes a single string prompt (or use messages=)")
@@ -174,7 +174,8 @@ def _encode_text(model, text: str) -> np.ndarray:
     return np.array(model.tokenizer.encode(text).ids, np.int32)
 
 
-def _encode_chat(model, messages) -> np.ndarray:
+def encode_chat(model, messages) -> np.ndarray:
+    """Token ids of messages rendered with the model's chat template (and a generation prompt)."""
     if model.tokenizer is None:
         raise ValueError("this model has no tokenizer: pass token ids")
     text = render_chat(model.extras.get("chat_template"), messages, _special_tokens(model))

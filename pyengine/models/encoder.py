@@ -153,10 +153,16 @@ class EncoderModel:
             raise ValueError(f"output must be 'numpy' or 'list', got {output!r}")
         if self.tokenizer is None:
             raise ValueError("this model has no tokenizer")
-        encodings = self._tokenize(items)
+        result = self.embed_encodings(self.tokenize(items), batch_size, normalize, progress)
+        out = result[0] if single else result
+        return out.tolist() if output == "list" else out
+
+    def embed_encodings(self, encodings, batch_size=32, normalize=None, progress=None):
+        """encode() of texts already tokenized by this model (tokenizers Encodings): [n, dim].
+        For callers that need the encodings too (the server counts their tokens)."""
         order = np.argsort([-len(e) for e in encodings], kind="stable")
-        result = np.zeros((len(items), self.dim), np.float32)
-        for start in range(0, len(items), batch_size):
+        result = np.zeros((len(encodings), self.dim), np.float32)
+        for start in range(0, len(encodings), batch_size):
             idx = order[start : start + batch_size]
             longest = max(len(encodings[i]) for i in idx)
             ids = np.zeros((len(idx), longest), np.int32)
@@ -168,13 +174,13 @@ class EncoderModel:
             hidden = self.forward(ids, mask, types)
             result[idx] = pool(hidden, mask, self.pooling_modes)
             if progress is not None:
-                progress(min(start + batch_size, len(items)))
+                progress(min(start + batch_size, len(encodings)))
         if self.normalize if normalize is None else normalize:
             result = l2_normalize(result)
-        out = result[0] if single else result
-        return out.tolist() if output == "list" else out
+        return result
 
-    def _tokenize(self, texts):
+    def tokenize(self, texts):
+        """The model's tokenizer on a list of texts, truncated to max_seq_length."""
         tok = self.tokenizer
         tok.enable_truncation(max_length=self.max_seq_length)
         return tok.encode_batch(texts)

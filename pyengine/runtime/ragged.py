@@ -10,7 +10,7 @@ decode token of each of the others. The model's graph is the same as for a plain
 Every other op is bound as in planner.py, with the T tokens seen as one batch row of T.
 
 Buffers are views of arenas sized once for the largest step, so plans for new (T, rows) shapes
-allocate nothing; plans are kept per shape (cheap: views and closures).
+allocate nothing; the most recent plans are kept per shape (cheap: views and closures).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 
 from pyengine import _C
 from pyengine.runtime.graph import Graph
-from pyengine.runtime.planner import BINDERS, Plan, Step
+from pyengine.runtime.planner import BINDERS, Plan, PlanCache, Step
 
 
 @dataclass
@@ -69,7 +69,9 @@ class RaggedPlanner:
             b.name: np.zeros((max_rows if b.per_sequence else max_tokens, b.width), np.float32)
             for b in graph.buffers.values()
         }
-        self._plans: dict[tuple[int, int], Plan] = {}
+        # Plans are views and closures, cheap to make again: keep the recent shapes only (a
+        # server sees many (tokens, rows) pairs over its life).
+        self._plans = PlanCache(capacity=64)
 
     def plan(self, tokens: int, rows: int) -> Plan:
         """The plan for a step of `tokens` tokens, `rows` of which feed the LM head."""
@@ -78,11 +80,7 @@ class RaggedPlanner:
                 f"a step of {tokens} tokens and {rows} output rows exceeds the planner's "
                 f"{self.max_tokens} tokens / {self.max_rows} rows"
             )
-        key = (tokens, rows)
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = self._plans[key] = self._make(tokens, rows)
-        return plan
+        return self._plans.get((tokens, rows), lambda: self._make(tokens, rows))
 
     def _make(self, tokens: int, rows: int) -> Plan:
         buffers = {

@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from pyengine.generation.generate import _encode_chat
+from pyengine.generation.generate import encode_chat
 from pyengine.serve.engine import Engine, EngineError, QueueFullError, SamplingParams
 from pyengine.serve.metrics import ServerMetrics
 from pyengine.serve.openai_api import (
@@ -132,7 +132,7 @@ def create_app(
 
     # ---- generation --------------------------------------------------------------------------
 
-    async def run_choices(name, prompt_ids, params: SamplingParams, n: int, request: Request):
+    async def run_choices(prompt_ids, params: SamplingParams, n: int):
         """Submits n choices; returns (requests, queue of their events)."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
@@ -157,7 +157,7 @@ def create_app(
             raise bad(str(e), "max_tokens" if "max_tokens" in str(e) else None) from None
         return reqs, queue
 
-    def make_params(body, fields, logprobs):
+    def make_params(fields, logprobs):
         try:
             params = SamplingParams(logprobs=logprobs, **fields)
             params.check()
@@ -215,7 +215,7 @@ def create_app(
         if stream:
             opts = field(body, "stream_options", dict, {})
             include_usage = bool(opts.get("include_usage", False))
-        reqs, queue = await run_choices(name, prompt_ids, params, n, request)
+        reqs, queue = await run_choices(prompt_ids, params, n)
         rid = new_id("chatcmpl" if kind == "chat" else "cmpl")
         created = now()
         obj = "chat.completion" if kind == "chat" else "text_completion"
@@ -379,10 +379,10 @@ def create_app(
         logprobs = field(body, "logprobs", bool, False)
         top = number_in(body, "top_logprobs", 0, 20, 0, integer=True)
         fields = sampling_fields(body, default_max_tokens)
-        params = make_params(body, fields, top if logprobs else None)
+        params = make_params(fields, top if logprobs else None)
         n = choice_count(body)
         try:
-            prompt_ids = await run_in_threadpool(_encode_chat, model, clean)
+            prompt_ids = await run_in_threadpool(encode_chat, model, clean)
         except Exception as e:  # a template that rejects these messages
             raise bad(
                 f"cannot render these messages with the chat template: {e}", "messages"
@@ -426,7 +426,7 @@ def create_app(
             raise bad("'suffix' is not supported", "suffix")
         logprobs = number_in(body, "logprobs", 0, 20, None, integer=True)
         fields = sampling_fields(body, 16)
-        params = make_params(body, fields, logprobs)
+        params = make_params(fields, logprobs)
         n = choice_count(body)
         return await respond(request, body, "completion", name, prompt_ids, params, n)
 
@@ -450,8 +450,9 @@ def create_app(
             raise bad("'encoding_format' must be 'float' or 'base64'", "encoding_format")
         if field(body, "dimensions", int, None) is not None:
             raise bad("'dimensions' is not supported", "dimensions")
-        vectors = await run_in_threadpool(embedder.encode, texts)
-        lengths = await run_in_threadpool(lambda: sum(len(e) for e in embedder._tokenize(texts)))
+        encodings = await run_in_threadpool(embedder.tokenize, texts)
+        vectors = await run_in_threadpool(embedder.embed_encodings, encodings)
+        lengths = sum(len(e) for e in encodings)
         metrics.requests.labels(request.url.path, "200").inc()
 
         def encoded(v):  # base64: the little-endian float32 bytes, as OpenAI sends them

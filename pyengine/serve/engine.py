@@ -100,14 +100,14 @@ class Request:
         self.tokens = list(self.prompt)  # prompt + generated
         self.output: list[int] = []
         self.text = stream  # TextStream or None (no tokenizer)
-        self.blocks: list[int] = []
+        self.blocks: list[int] = []  # pool blocks for prompt + max_tokens, taken at admission
+        self.table = np.zeros(0, np.int32)  # the same as an array (the step's block table row)
         self.computed = 0  # tokens whose K, V are in the pool
         self.cached_tokens = 0  # prompt tokens found in the prefix cache
         self.registered = 0  # full prompt blocks offered to the prefix cache
-        self.hashes: list[int] = []
+        self.hashes: list[int] | None = None  # of the prompt's full blocks, at admission
         self.finish_reason: str | None = None
         self.submitted = time.perf_counter()
-        self.first_token_at: float | None = None
 
     @property
     def prefilling(self) -> bool:
@@ -179,7 +179,6 @@ class Engine:
         self._next_id = 0
         self._thread: threading.Thread | None = None
         self._stop = False
-        self.step_stats: dict = {"steps": 0, "tokens": 0, "seconds": 0.0, "kernel_seconds": 0.0}
 
     # ---- requests (any thread) ---------------------------------------------------------------
 
@@ -292,7 +291,8 @@ class Engine:
                 self.waiting.popleft()
                 continue
             total = len(req.prompt) + req.params.max_tokens
-            req.hashes = block_hashes(req.prompt, bs)
+            if req.hashes is None:  # once: the head of the queue may wait several steps
+                req.hashes = block_hashes(req.prompt, bs)
             # Reuse whole blocks of a cached prefix, but compute at least the prompt's last token
             # (its logits give the first new token). Deterministic: only whole chunks, so the
             # rest of the prompt is cut at the same positions as without the cache.
@@ -307,6 +307,7 @@ class Engine:
             except CacheFullError:
                 return  # the head of the queue waits for blocks to come free
             self.waiting.popleft()
+            req.table = np.asarray(req.blocks, np.int32)
             req.computed = req.cached_tokens = len(shared) * bs
             req.registered = len(shared)
             self.running.append(req)
@@ -353,7 +354,7 @@ class Engine:
         at, out_row = 0, 0
         for s, (req, n) in enumerate(batch):
             pos = req.computed
-            table = np.asarray(req.blocks, np.int32)
+            table = req.table
             st.block_table[s, : len(table)] = table
             positions = np.arange(pos, pos + n, dtype=np.int32)
             st.ids[0, at : at + n] = req.tokens[pos : pos + n]
@@ -365,11 +366,7 @@ class Engine:
             if req.computed + n >= len(req.prompt):
                 st.out_rows[out_row] = at - 1
                 out_row += 1
-        t0 = time.perf_counter()
         plan.run()
-        self.step_stats["steps"] += 1
-        self.step_stats["tokens"] += tokens
-        self.step_stats["seconds"] += time.perf_counter() - t0
         logits = plan.buffers["logits"]
         for req, n in batch:
             req.computed += n
@@ -400,8 +397,6 @@ class Engine:
                 top = np.argpartition(-x, p.logprobs - 1)[: p.logprobs]
                 top = top[np.argsort(-x[top], kind="stable")]
                 event.top_logprobs = [(int(t), float(x[t] - logz)) for t in top]
-        if req.first_token_at is None:
-            req.first_token_at = time.perf_counter()
         req.tokens.append(token)
         req.output.append(token)
         if req.text is not None:
