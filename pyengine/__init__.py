@@ -16,6 +16,7 @@ from pyengine import ops
 from pyengine._C import get_num_threads, set_num_threads
 from pyengine._cpu import cpu_info
 from pyengine.api import load
+from pyengine.generation import perplexity
 
 __version__ = "0.1.0"
-__all__ = ["cpu_info", "get_num_threads", "load", "ops", "set_num_threads"]
+__all__ = ["cpu_info", "get_num_threads", "load", "ops", "perplexity", "set_num_threads"]

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from pyengine import _C
+from pyengine.formats import DTYPES, check_dtype
 from pyengine.loaders import load_weights
 
-DTYPES = ("float32", "bfloat16")
+__all__ = ["DTYPES", "load"]
 
 
-def load(source, dtype: str = "float32", threads: int | None = None, *, debug: bool = False):
+def load(source, dtype: str = "auto", threads: int | None = None, *, debug: bool = False):
     """Loads and prepares a model for inference.
 
     source: a short name of a model that a pip package ships (see
         pyengine.loaders.REGISTRY, e.g. "smollm2-135m-instruct"), a Hugging Face model folder
         (config.json + safetensors, sharded or not) or a .gguf file.
     dtype: how the weights of the matrix products (every linear layer and the LM head) are
-        stored. "float32": weights in F16/BF16/quantized formats are converted to float32 once.
+        stored (pyengine.formats). "auto" (default): as the checkpoint stores them. A GGUF's
+        Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K blocks run as they are in the file
+        (few-row calls multiply them with int8-quantized activations, many-row calls
+        dequantize slices to float32); a quantized embedding table stays quantized; F32
+        tensors run in float32 and F16/BF16 ones in bfloat16; other GGUF types are widened to
+        bfloat16 with a warning. "int8" / "q4": every matrix weight quantized at load to
+        Q8_0 / Q4_0 (int8 or 4-bit per 32 values with an fp16 scale).
+        "float32": weights in F16/BF16/quantized formats are converted to float32 once.
         "bfloat16": they are rounded to bfloat16 once (half the memory, and half the bytes each
         decode step reads); activations, norms, attention and the KV cache stay float32, and on
         CPUs with AMX the many-row products (prefill, encoders) round activations to bfloat16
@@ -27,8 +35,7 @@ def load(source, dtype: str = "float32", threads: int | None = None, *, debug: b
     Returns a DecoderModel (forward, generate) for causal LMs, an EncoderModel (forward,
     encode) for BERT-family encoders.
     """
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype {dtype!r} is not supported; choose from {DTYPES}")
+    check_dtype(dtype)
     if threads is not None:
         _C.set_num_threads(int(threads))
     config, tensors, tokenizer, extras = load_weights(source)

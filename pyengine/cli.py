@@ -1,6 +1,7 @@
 """The `pyengine` command.
 
 pyengine generate "Once upon a time" --model smollm2-135m-instruct --max-new-tokens 64
+pyengine perplexity --model smollm2-135m-instruct --text book.txt --window 512
 """
 
 from __future__ import annotations
@@ -132,6 +133,40 @@ def _serve(args) -> int:
     return 0
 
 
+def _perplexity(args) -> int:
+    import json
+
+    import pyengine
+    from pyengine.generation.perplexity import default_text_path, perplexity
+
+    path = args.text or default_text_path()
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    options = {} if args.dtype is None else {"dtype": args.dtype}  # None: load()'s default
+    model = pyengine.load(args.model, threads=args.threads, **options)
+    result = perplexity(model, text, window=args.window, stride=args.stride)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "model": args.model,
+                    "dtype": getattr(model, "dtype", args.dtype),
+                    "text": path,
+                    "threads": pyengine.get_num_threads(),
+                    **vars(result),
+                }
+            )
+        )
+        return 0
+    overlap = f", stride {result.stride}" if result.stride != result.window else ""
+    plural = "s" if result.windows != 1 else ""
+    print(
+        f"perplexity {result.ppl:.2f} over {result.tokens_scored} tokens ({result.windows} "
+        f"window{plural} of {result.window}{overlap}) in {result.seconds:.1f} s"
+    )
+    return 0
+
+
 def add_dtype_argument(parser) -> None:
     from pyengine.api import DTYPES
 
@@ -205,8 +240,40 @@ def main(argv=None) -> int:
         action="store_true",
         help="a request's output is bit-identical alone or in any batch (slower)",
     )
+    ppl = sub.add_parser("perplexity", help="perplexity of a decoder on a text file")
+    ppl.add_argument(
+        "--model",
+        default="smollm2-135m-instruct",
+        help="decoder: short name, Hugging Face folder or .gguf file",
+    )
+    ppl.add_argument(
+        "--text",
+        default=None,
+        help="a UTF-8 text file (default: this Python's LICENSE.txt, about 14 kB of English)",
+    )
+    # Not validated here: pyengine.load names the dtypes it takes; omitted, its default applies.
+    ppl.add_argument("--dtype", default=None, help="weight dtype (default: pyengine.load's)")
+    ppl.add_argument("--threads", type=int, default=None)
+    ppl.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        help="tokens per forward pass (default: the context length, at most 512)",
+    )
+    ppl.add_argument(
+        "--stride",
+        type=int,
+        default=None,
+        help="tokens between window starts (default: the window; a smaller stride overlaps them)",
+    )
+    ppl.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    commands = {"generate": _generate, "encode": _encode, "serve": _serve}
+    commands = {
+        "generate": _generate,
+        "encode": _encode,
+        "serve": _serve,
+        "perplexity": _perplexity,
+    }
     try:
         return commands[args.command](args)
     except (LoaderError, ValueError, TypeError, OSError) as e:

@@ -7,6 +7,12 @@ torch.nn.Linear's layout) once, at construction; ``lin(x, out=None, residual=Non
 bytes; fp32 activations and accumulation; on the amx level, many-row calls round ``x`` to
 bfloat16 too and run on the AMX tile unit: ``rounds_input(rows)`` says when).
 
+``QuantLinear(data, format, in_features, bias=None, *, isa=None)`` keeps a weight in a quantized
+block format (GGUF's Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K; ``data`` is uint8
+[out_features, row_bytes], the rows' stored blocks); ``QuantLinear.quantize(weight, "Q8_0" or
+"Q4_0", bias)`` encodes a float32 weight. Few-row calls quantize ``x`` per 32 values to int8 and
+take integer dot products; many-row calls dequantize weight slices and run in float32 (``path``).
+
 ``matmul(a, b, *, isa=None)`` is a general float32 ``a @ b`` for 2-D and batched 3-D operands.
 
 The row-wise and elementwise ops of a transformer layer, all float32:
@@ -43,6 +49,7 @@ naming the argument; all release the GIL while they compute.
 from pyengine._C import (
     Bf16Linear,
     Linear,
+    QuantLinear,
     add,
     attention,
     embedding,
@@ -59,6 +66,7 @@ from pyengine._C import (
 __all__ = [
     "Bf16Linear",
     "Linear",
+    "QuantLinear",
     "add",
     "attention",
     "embedding",

@@ -6,6 +6,7 @@
 
 #include "bindings/array_checks.h"
 #include "bindings/kernel_clock.h"
+#include "bindings/linear_call.h"
 #include "bindings/register.h"
 #include "ops/linear.h"
 
@@ -34,43 +35,6 @@ std::unique_ptr<L> make_linear(const py::object& weight_obj, const py::object& b
   const int64_t s_out = weight.strides(0) / 4, s_in = weight.strides(1) / 4;
   py::gil_scoped_release release;
   return std::make_unique<L>(w, s_out, s_in, out_f, in_f, bias, level);
-}
-
-template <class L>
-py::array linear_call(const L& lin, const py::object& x_obj, const py::object& out_obj,
-                      const py::object& residual_obj, bool batch_invariant) {
-  py::array x = require_f32_array(x_obj, "x");
-  require_ndim(x, "x", 1, 32);
-  const int64_t in_f = lin.in_features(), out_f = lin.out_features();
-  if (x.shape(x.ndim() - 1) != in_f) {
-    throw py::value_error("x must have shape (..., " + std::to_string(in_f) +
-                          ") to match in_features, got " + shape_str(x));
-  }
-  require_c_contiguous(x, "x");
-  std::vector<py::ssize_t> out_shape(x.shape(), x.shape() + x.ndim());
-  out_shape.back() = py::ssize_t(out_f);
-  int64_t rows_total = 1;
-  for (int d = 0; d + 1 < x.ndim(); ++d) rows_total *= x.shape(d);
-
-  py::array out = f32_output(out_obj, out_shape);
-  if (!out_obj.is_none()) require_no_overlap(out, "out", x, "x");
-  const float* residual = nullptr;
-  py::array res;
-  if (!residual_obj.is_none()) {
-    res = require_f32_array(residual_obj, "residual");
-    require_shape(res, "residual", out_shape);
-    require_c_contiguous(res, "residual");
-    require_no_overlap(out, "out", res, "residual", /*allow_identical=*/true);
-    residual = static_cast<const float*>(res.data());
-  }
-  const float* xp = static_cast<const float*>(x.data());
-  float* yp = static_cast<float*>(out.mutable_data());
-  {
-    KernelScope scope;
-    lin.forward(rows_total, xp, size_t(in_f), yp, size_t(out_f), residual, size_t(out_f),
-                batch_invariant);
-  }
-  return out;
 }
 
 py::array matmul(const py::object& a_obj, const py::object& b_obj, const py::object& isa) {

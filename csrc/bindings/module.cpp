@@ -18,4 +18,5 @@ PYBIND11_MODULE(_C, m) {
   pyengine::bindings::register_linear(m);
   pyengine::bindings::register_elementwise(m);
   pyengine::bindings::register_attention(m);
+  pyengine::bindings::register_quant(m);
 }

@@ -7,4 +7,5 @@ void register_cpu(pybind11::module_& m);
 void register_linear(pybind11::module_& m);
 void register_elementwise(pybind11::module_& m);
 void register_attention(pybind11::module_& m);
+void register_quant(pybind11::module_& m);
 }  // namespace pyengine::bindings

@@ -24,6 +24,8 @@ enum ScratchSlot : int {
   // attention: the partial states of one call (the calling thread's), written by its tasks
   kScratchAttentionStates = 4,
   kScratchAttentionTile = 5,  // attention, tiled kernel: one task's packed rows and scores
+  kScratchQuantAct = 6,       // quantized weights, few rows: x quantized per 32 values
+  kScratchQuantWidened = 7,   // quantized weights, many rows: one panel slice dequantized
 };
 
 }  // namespace pyengine::runtime

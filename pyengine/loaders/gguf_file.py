@@ -30,6 +30,7 @@ import numpy as np
 
 from .config import ModelConfig, config_from_gguf
 from .errors import CheckpointError, UnsupportedModelError
+from .gguf_reader import read_gguf_file
 from .gguf_tokenizer import tokenizer_from_gguf, tokenizer_settings
 from .schema import check_tensors
 from .tensors import TensorEntry, TensorMap
@@ -131,27 +132,10 @@ def hf_name(gguf_name: str) -> str:
     )
 
 
-def read_gguf(path: str | Path):
-    """GGUFReader of `path`, with any parse failure turned into CheckpointError."""
-    from gguf import GGUFReader
-
-    path = Path(path)
-    try:
-        return GGUFReader(path, "r")
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} does not exist") from None
-    except Exception as exc:  # GGUFReader raises ValueError, KeyError, IndexError, ...
-        raise CheckpointError(f"{path}: not a readable GGUF file (truncated?): {exc}") from exc
-
-
-def gguf_metadata(reader) -> dict[str, Any]:
-    """Every metadata key -> Python value (strings, numbers, lists)."""
-    metadata = {}
-    for key, field in reader.fields.items():
-        if key.startswith("GGUF."):
-            continue  # header fields (version, counts), not metadata
-        metadata[key] = field.contents()
-    return metadata
+def read_gguf(path: str | Path) -> tuple[dict[str, Any], list]:
+    """(metadata, tensors) of `path` (pyengine.loaders.gguf_reader); CheckpointError for a
+    file that cannot be parsed."""
+    return read_gguf_file(path)
 
 
 def _load_tensor(tensor, shape: tuple[int, ...], qk_heads: int | None) -> np.ndarray:
@@ -170,6 +154,21 @@ def _load_tensor(tensor, shape: tuple[int, ...], qk_heads: int | None) -> np.nda
     return np.ascontiguousarray(array)
 
 
+# block types whose stored bytes a layer may take as they are (the rest are dequantized)
+BLOCK_TYPES = ("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K")
+
+
+def _raw_tensor(tensor, shape: tuple[int, ...], qk_heads: int | None) -> np.ndarray:
+    """The stored blocks, uint8 [rows, row_bytes]; blocks run along a row (K), so the Q/K
+    permutation is undone by reordering whole rows."""
+    data = np.asarray(tensor.data)
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[0] != shape[0]:
+        raise ValueError(f"stored blocks of shape {data.shape}, expected {shape[0]} rows of bytes")
+    if qk_heads is not None:
+        data = unpermute_qk(data, qk_heads)
+    return np.ascontiguousarray(data)
+
+
 def load_gguf(
     path: str | Path, with_tokenizer: bool = True, check: bool = True
 ) -> tuple[ModelConfig, TensorMap, Any, dict[str, Any]]:
@@ -180,24 +179,23 @@ def load_gguf(
     tensor, tensor type or tokenizer pyengine does not handle.
     """
     path = Path(path)
-    reader = read_gguf(path)
-    metadata = gguf_metadata(reader)
+    metadata, gguf_tensors = read_gguf(path)
     source = str(path)
 
     arch = metadata.get("general.architecture")
-    by_name = {t.name: t for t in reader.tensors}
+    by_name = {t.name: t for t in gguf_tensors}
     rope_freqs = None
     if ROPE_FREQS in by_name:
         freqs = by_name[ROPE_FREQS]
         rope_freqs = _load_tensor(freqs, (int(freqs.n_elements),), None).tolist()
-    shapes = {t.name: tuple(int(d) for d in reversed(t.shape.tolist())) for t in reader.tensors}
+    shapes = {t.name: tuple(int(d) for d in reversed(t.shape.tolist())) for t in gguf_tensors}
     config = config_from_gguf(metadata, shapes, source, rope_freqs=rope_freqs)
 
     permute = arch in PERMUTED_ARCHITECTURES
     entries: dict[str, TensorEntry] = {}
     gguf_names: dict[str, str] = {}
     types: dict[str, str] = {}
-    for tensor in reader.tensors:
+    for tensor in gguf_tensors:
         if tensor.name == ROPE_FREQS:
             continue
         try:
@@ -221,8 +219,15 @@ def load_gguf(
                 f"{source}: tensor {tensor.name!r} has {shape[0]} rows, not divisible into "
                 f"{qk_heads} heads"
             )
+        raw = None
+        if kind in BLOCK_TYPES and len(shape) == 2:
+            raw = partial(_raw_tensor, tensor, shape, qk_heads)
         entries[name] = TensorEntry(
-            shape=shape, dtype=kind, file=path, load=partial(_load_tensor, tensor, shape, qk_heads)
+            shape=shape,
+            dtype=kind,
+            file=path,
+            load=partial(_load_tensor, tensor, shape, qk_heads),
+            raw=raw,
         )
         gguf_names[name] = tensor.name
         types[name] = kind

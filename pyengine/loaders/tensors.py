@@ -28,12 +28,16 @@ class TensorEntry:
     dtype: the stored type as the file names it ("F32", "BF16", "Q4_1", ...).
     file: the file holding it.
     load: reads the tensor and returns it as a C-contiguous float32 array of `shape`.
+    raw: for a tensor stored in blocks (GGUF Q4_K, ...), reads its stored bytes as uint8
+        [rows, row_bytes] (rows in `shape`'s order, e.g. GGUF's Q/K permutation undone by
+        reordering whole rows); None for float tensors.
     """
 
     shape: tuple[int, ...]
     dtype: str
     file: Path
     load: Callable[[], np.ndarray]
+    raw: Callable[[], np.ndarray] | None = None
 
 
 class TensorMap(Mapping[str, np.ndarray]):
@@ -82,6 +86,19 @@ class TensorMap(Mapping[str, np.ndarray]):
         """The type the file stores `name` in ("F32", "BF16", "Q4_1", ...)."""
         return self._entries[name].dtype
 
+    def raw(self, name: str) -> np.ndarray | None:
+        """The stored blocks of `name` as uint8 [rows, row_bytes] (not kept), or None for a
+        tensor that is not stored in blocks."""
+        entry = self._entries[name]
+        if entry.raw is None:
+            return None
+        try:
+            return entry.raw()
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(
+                f"cannot read tensor {name!r} ({entry.dtype}) from {entry.file}: {exc}"
+            ) from exc
+
     def file(self, name: str) -> Path:
         return self._entries[name].file
 
@@ -91,10 +108,6 @@ class TensorMap(Mapping[str, np.ndarray]):
     def release(self, name: str) -> None:
         """Forget the converted array of `name` (it is re-read if asked for again)."""
         self._cache.pop(name, None)
-
-    def load_all(self) -> dict[str, np.ndarray]:
-        """Every tensor, converted: a plain dict."""
-        return {name: self[name] for name in self._entries}
 
     def __repr__(self) -> str:
         return f"TensorMap({len(self)} tensors, {len(self._cache)} loaded)"

@@ -4,43 +4,114 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyengine.ops import Bf16Linear, Linear
+from pyengine.formats import FORMATS, check_dtype, format_for, runs_as_stored, warn_widened
 from pyengine.runtime.graph import Graph
-from pyengine.runtime.reference import round_bf16
-
-# load(dtype=...) -> the native layer class that stores weights that way
-LINEAR_BY_DTYPE = {"float32": Linear, "bfloat16": Bf16Linear}
 
 
 class WeightPacker:
-    """Packs checkpoint tensors into native Linear layers (float32 or bfloat16 weights), once,
-    and drops the float32 copy the loader kept (the packed layout is all the kernels read)."""
+    """Packs checkpoint tensors into native linear layers, once, in the format `dtype` gives
+    each tensor (pyengine.formats), and drops the float32 copy the loader kept (the packed
+    layout is all the kernels read). Block-stored tensors that run as stored are copied from
+    the file's bytes, never widened."""
 
     def __init__(self, tensors, dtype: str = "float32", keep_reference: bool = False):
         self.tensors = tensors
-        self.dtype = dtype
-        self._linear_class = LINEAR_BY_DTYPE[dtype]
+        self.dtype = check_dtype(dtype)
         self.keep_reference = keep_reference
-        # debug mode: id(Linear) -> (weight, bias) as unpacked float32, for the numpy reference
+        # debug mode: id(layer) -> (weight, bias) as unpacked float32, for the numpy reference
         self.reference_by_linear: dict[int, tuple] = {}
+        self.widened: dict[str, str] = {}  # name -> stored type "auto" could not run natively
+        self.formats: dict[str, int] = {}  # format name -> layers packed in it
+        self.layer_bytes: dict[int, int] = {}  # id(layer) -> bytes of its packed weight
 
     def array(self, name: str) -> np.ndarray:
-        return np.ascontiguousarray(self.tensors[name], dtype=np.float32)
+        """A float32 copy of `name` (never a view of the checkpoint's memory map, which is
+        closed once packing is done)."""
+        return np.array(self.tensors[name], dtype=np.float32, order="C", copy=True)
 
-    def linear(self, weight: np.ndarray, bias: np.ndarray | None = None) -> Linear:
-        lin = self._linear_class(weight, None if bias is None else np.ascontiguousarray(bias))
+    def stored_dtype(self, name: str) -> str:
+        """The type the checkpoint stores `name` in ("F32", "BF16", "Q4_K", ...)."""
+        stored = getattr(self.tensors, "stored_dtype", None)
+        return stored(name) if stored is not None else "F32"
+
+    def _raw(self, name: str) -> np.ndarray | None:
+        """The stored blocks of `name` when it runs as stored under this dtype, else None."""
+        if not runs_as_stored(self.dtype, self.stored_dtype(name)):
+            return None
+        raw = getattr(self.tensors, "raw", None)
+        return raw(name) if raw is not None else None
+
+    def _format(self, names: list[str]):
+        stored = [self.stored_dtype(n) for n in names]
+        fmt = format_for(self.dtype, stored[0])
+        for n, t in zip(names, stored):
+            if self.dtype == "auto" and t not in FORMATS and t not in ("F32", "F64", "F16", "BF16"):
+                self.widened[n] = t
+        if any(format_for(self.dtype, t) != fmt for t in stored[1:]):
+            fmt = FORMATS["bfloat16"]  # mixed stored types in one fused product: widen them
+        return fmt
+
+    def _note(self, layer, fmt, weight, bias):
+        self.formats[fmt.name] = self.formats.get(fmt.name, 0) + 1
+        self.layer_bytes[id(layer)] = layer.packed_nbytes
         if self.keep_reference:
-            ref_bias = None if bias is None else np.array(bias)
-            ref_weight = round_bf16(weight) if self.dtype == "bfloat16" else np.array(weight)
-            self.reference_by_linear[id(lin)] = (ref_weight, ref_bias)
-        return lin
+            ref_bias = None if bias is None else np.array(bias, np.float32)
+            self.reference_by_linear[id(layer)] = (fmt.reference_weight(layer, weight), ref_bias)
+        return layer
 
-    def linear_from(self, prefix: str, has_bias: bool) -> Linear:
-        weight = self.tensors[prefix + ".weight"]
-        bias = self.tensors[prefix + ".bias"] if has_bias else None
-        lin = self.linear(weight, bias)
-        self.release(prefix + ".weight", prefix + ".bias")
-        return lin
+    def linear(self, weight: np.ndarray, bias: np.ndarray | None = None, *, stored: str = "F32"):
+        """A layer for a float32 weight [out, in] (a model-made product, e.g. fused)."""
+        fmt = format_for(self.dtype, stored)
+        bias = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
+        return self._note(fmt.from_float(weight, bias), fmt, weight, bias)
+
+    def linear_from(self, prefix: str, has_bias: bool):
+        return self.linear_concat([prefix], has_bias)
+
+    def linear_concat(self, prefixes: list[str], has_bias: bool):
+        """One layer whose output rows are those of prefixes' weights (and biases), stacked:
+        fused q/k/v or gate/up products. Stored blocks are stacked as bytes."""
+        names = [p + ".weight" for p in prefixes]
+        fmt = self._format(names)
+        bias = None
+        if has_bias:
+            bias = np.concatenate([self.array(p + ".bias") for p in prefixes])
+        raws = [self._raw(n) for n in names] if fmt.quantized else [None]
+        if fmt.quantized and all(r is not None for r in raws):
+            in_features = self.tensors.shape(names[0])[1]
+            layer = fmt.from_blocks(
+                np.concatenate(raws) if len(raws) > 1 else raws[0], in_features, bias
+            )
+            weight = None
+        else:
+            weights = [self.array(n) for n in names]
+            weight = np.concatenate(weights) if len(weights) > 1 else weights[0]
+            layer = fmt.from_float(weight, bias)
+        self.release(*names, *(p + ".bias" for p in prefixes))
+        return self._note(layer, fmt, weight, bias)
+
+    def embedding_and_head(self, tied: bool):
+        """(embedding table, lm_head layer). A table stored in blocks that runs as stored stays
+        in them and, when tied, is the LM head's weight too (one copy); otherwise the table is
+        float32 and the head is packed from it (or from lm_head.weight)."""
+        name = "model.embed_tokens.weight"
+        head_name = name if tied else "lm_head.weight"
+        fmt = self._format([head_name])
+        if tied and fmt.quantized and self._raw(name) is not None:
+            head = self.linear_from(name.removesuffix(".weight"), False)
+            return head, head
+        table = self.array(name)
+        if tied:
+            head = self.linear(table, stored=self.stored_dtype(name))
+        else:
+            head = self.linear_from("lm_head", False)
+        return table, head
+
+    def finish(self, source=None) -> None:
+        """After packing: one warning for tensors "auto" had to widen; the checkpoint is let go
+        (its memory map closes when nothing else holds it)."""
+        warn_widened(self.widened, source or "checkpoint")
+        self.tensors = None
 
     def release(self, *names: str) -> None:
         """Drops the loader's float32 copies (a plain dict of arrays loses the entries)."""
@@ -57,7 +128,7 @@ def rope_tables(inv_freq: np.ndarray, max_positions: int) -> tuple[np.ndarray, n
     return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
 
 
-def add_lm_head(g: Graph, x: str, lm_head: Linear, vocab: int, logits: str) -> None:
+def add_lm_head(g: Graph, x: str, lm_head, vocab: int, logits: str) -> None:
     """Final projection to the vocabulary: of every position (logits="all", buffer [T, vocab])
     or of each sequence's last position only (logits="last", [B, vocab]: generation)."""
     if logits == "all":

@@ -43,6 +43,7 @@ class DecoderModel:
         self.dtype = dtype
         self._packer = WeightPacker(tensors, dtype=dtype, keep_reference=debug)
         self._weights = arch.prepare(config, self._packer)
+        self._packer.finish(self.extras.get("source"))
         self._graphs: dict[str, object] = {}
         self._plans = PlanCache(capacity=6)
         self.cache: KVCache | None = None
@@ -60,6 +61,16 @@ class DecoderModel:
     @property
     def vocab_size(self) -> int:
         return self.config.vocab_size
+
+    @property
+    def weight_formats(self) -> dict[str, int]:
+        """Format name ("float32", "bfloat16", "Q4_K", ...) -> linear layers stored in it."""
+        return dict(self._packer.formats)
+
+    @property
+    def matrix_weight_bytes(self) -> int:
+        """Bytes of every linear layer's packed weight (each read once per decode step)."""
+        return sum(self._packer.layer_bytes.values())
 
     def _check_length(self, needed: int, what: str) -> None:
         if needed > self.context_length:

@@ -54,6 +54,7 @@ class EncoderModel:
         self.dtype = dtype
         self._packer = WeightPacker(tensors, dtype=dtype, keep_reference=debug)
         self._weights = bert.prepare(config, self._packer)
+        self._packer.finish(self.extras.get("source"))
         self._graph = bert.build(config, self._weights)
         self._plans = PlanCache(capacity=8)
         # Plans are shared by every call: one forward runs at a time.

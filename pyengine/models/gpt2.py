@@ -25,7 +25,7 @@ def _conv1d(packer: WeightPacker, prefix: str, cols: slice | None = None):
     bias = packer.tensors[prefix + ".bias"]
     if cols is not None:
         weight, bias = weight[:, cols], bias[cols]
-    return packer.linear(weight.T, bias)
+    return packer.linear(weight.T, bias, stored=packer.stored_dtype(prefix + ".weight"))
 
 
 def prepare(cfg: ModelConfig, packer: WeightPacker) -> dict:
@@ -65,7 +65,7 @@ def prepare(cfg: ModelConfig, packer: WeightPacker) -> dict:
         "wpe": packer.array("wpe.weight"),
         "layers": layers,
         "ln_f": (packer.array("ln_f.weight"), packer.array("ln_f.bias")),
-        "lm_head": packer.linear(head),
+        "lm_head": packer.linear(head, stored=packer.stored_dtype("wte.weight")),
     }
 
 

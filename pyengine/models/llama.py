@@ -12,8 +12,6 @@ Per layer, on activations [T, width]:
 
 from __future__ import annotations
 
-import numpy as np
-
 from pyengine.loaders import ModelConfig
 from pyengine.models.common import WeightPacker, add_lm_head, rope_tables
 from pyengine.runtime.graph import Graph
@@ -26,12 +24,6 @@ def prepare(cfg: ModelConfig, packer: WeightPacker) -> dict:
     layers = []
     for i in range(cfg.num_layers):
         p = f"model.layers.{i}."
-        gate, up = p + "mlp.gate_proj", p + "mlp.up_proj"
-        gate_up_w = np.concatenate([packer.array(gate + ".weight"), packer.array(up + ".weight")])
-        gate_up_b = None
-        if cfg.mlp_bias:
-            gate_up_b = np.concatenate([packer.array(gate + ".bias"), packer.array(up + ".bias")])
-        packer.release(gate + ".weight", up + ".weight", gate + ".bias", up + ".bias")
         layers.append(
             {
                 "input_norm": packer.array(p + "input_layernorm.weight"),
@@ -40,13 +32,13 @@ def prepare(cfg: ModelConfig, packer: WeightPacker) -> dict:
                 "v": packer.linear_from(p + "self_attn.v_proj", cfg.attention_bias),
                 "o": packer.linear_from(p + "self_attn.o_proj", cfg.attention_out_bias),
                 "post_norm": packer.array(p + "post_attention_layernorm.weight"),
-                "gate_up": packer.linear(gate_up_w, gate_up_b),
+                "gate_up": packer.linear_concat(
+                    [p + "mlp.gate_proj", p + "mlp.up_proj"], cfg.mlp_bias
+                ),
                 "down": packer.linear_from(p + "mlp.down_proj", cfg.mlp_bias),
             }
         )
-    embed = packer.array("model.embed_tokens.weight")
-    lm_head = packer.linear(embed if cfg.tie_word_embeddings else packer.array("lm_head.weight"))
-    packer.release("lm_head.weight")
+    embed, lm_head = packer.embedding_and_head(cfg.tie_word_embeddings)
     cos, sin = rope_tables(cfg.rope_inv_freq(), cfg.max_position_embeddings)
     return {
         "embed": embed,

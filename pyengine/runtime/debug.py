@@ -21,14 +21,20 @@ def _expected(step, plan, inputs: list[np.ndarray], reference_by_linear: dict):
     heads_view = lambda x, h: x.reshape(st.batch, st.seq, h, -1)  # noqa: E731
     kind = op.kind
     if kind == "embed":
-        return ref.embedding(a["table"], getattr(st, a.get("source", "ids")).reshape(-1))
+        table = a["table"]
+        if not isinstance(table, np.ndarray):  # a quantized table: its dequantized values
+            table = reference_by_linear[id(table)][0]
+        return ref.embedding(table, getattr(st, a.get("source", "ids")).reshape(-1))
     if kind == "linear":
         lin = a["linear"]
         weight, bias = reference_by_linear[id(lin)]
         x = inputs[0]
+        rows = x.size // x.shape[-1]
         rounds_input = getattr(lin, "rounds_input", None)  # bf16 weights on the AMX path
-        if rounds_input is not None and rounds_input(x.size // x.shape[-1]):
+        if rounds_input is not None and rounds_input(rows):
             x = ref.round_bf16(x)
+        if getattr(lin, "format", None) is not None and lin.path(rows) == "dot":
+            x = ref.quantize_activations(x)  # quantized weights: x as int8 per 32 values
         return ref.linear(x, weight, bias, inputs[1] if len(inputs) > 1 else None)
     if kind == "rms_norm":
         return ref.rms_norm(inputs[0], a["weight"], a["eps"])

@@ -126,6 +126,8 @@ def _bind_embed(op, plan):
     _, out = _io(op, plan)
     table = op.attrs["table"]
     ids = getattr(plan.state, op.attrs.get("source", "ids")).reshape(-1)
+    if isinstance(table, _C.QuantLinear):  # a table kept in its stored blocks
+        return lambda: table.embedding(ids, out=out)
     return lambda: _C.embedding(table, ids, out=out)
 
 

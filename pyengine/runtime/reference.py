@@ -79,6 +79,22 @@ def softmax(x):
     return (e / e.sum(-1, keepdims=True)).astype(np.float32)
 
 
+def quantize_activations(x, block: int = 32):
+    """x as the quantized-weight kernels multiply it on few-row calls: per `block` values
+    along the last axis, q = round_half_even(x / d) with d = max|x| / 127 in float32, returned
+    dequantized (q * d, float32)."""
+    x = np.asarray(x, np.float32)
+    k = x.shape[-1]
+    pad = (-k) % block
+    xb = np.pad(x.reshape(-1, k), ((0, 0), (0, pad))).reshape(-1, block)
+    d = np.abs(xb).max(axis=1, keepdims=True) / np.float32(127)
+    with np.errstate(divide="ignore"):
+        inv = np.where(d != 0, np.float32(1) / d, np.float32(0)).astype(np.float32)
+    q = np.rint(xb * inv)  # numpy rounds half to even
+    out = (q.astype(np.float64) * d).reshape(-1, k + pad)[:, :k]
+    return out.reshape(x.shape).astype(np.float32)
+
+
 def embedding(table, ids):
     return np.asarray(table, np.float32)[np.asarray(ids)]
 

@@ -490,3 +490,74 @@ def test_metadata_disagreeing_with_tensors(tmp_path):
     write_model(tmp_path / "m.gguf", hf_weights(), metadata=meta)
     with pytest.raises(CheckpointError, match="'model.embed_tokens.weight'.*m.gguf"):
         load_gguf(tmp_path / "m.gguf")
+
+
+# ---- quantized blocks kept as stored (load(dtype="auto"))
+
+
+@pytest.mark.parametrize("kind", [Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1])
+def test_auto_keeps_blocks_and_matches_the_dequantized_model(tmp_path, kind):
+    """Every matrix stays in its stored blocks (q/k rows reordered whole); the many-row
+    forward equals float32 on the same file's dequantized values."""
+    import pyengine
+    from pyengine.ops import QuantLinear
+
+    weights = hf_weights()
+    kinds = {n: kind for n, v in weights.items() if v.ndim == 2}
+    write_model(tmp_path / "m.gguf", weights, kinds=kinds)
+    auto = pyengine.load(tmp_path / "m.gguf")
+    fp32 = pyengine.load(tmp_path / "m.gguf", dtype="float32")
+    assert auto.weight_formats == {kind.name: LAYERS * 6 + 1}
+    first = auto._weights["layers"][0]
+    assert isinstance(first["q"], QuantLinear) and first["q"].format == kind.name
+    assert isinstance(auto._weights["embed"], QuantLinear)  # tied: one quantized table
+    ids = np.arange(40) % VOCAB  # 40 rows: the widened path, float32 activations
+    want = fp32.forward(ids)
+    got = auto.forward(ids)
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+
+
+def test_auto_widens_block_types_without_kernels_with_a_warning(tmp_path):
+    import pyengine
+
+    weights = hf_weights()
+    write_model(tmp_path / "m.gguf", weights)
+    # rewrite one matrix as IQ4_NL (no native kernel): random valid blocks, finite scales
+    meta, _ = __import__("pyengine.loaders.gguf_reader", fromlist=["x"]).read_gguf_file(
+        tmp_path / "m.gguf"
+    )
+    rng = np.random.default_rng(0)
+    tensors = {}
+    for name, value in weights.items():
+        gguf_name, value = to_gguf(name, value, "llama")
+        tensors[gguf_name] = (value, Q.F32)
+    rows, cols = weights["model.layers.0.mlp.down_proj.weight"].shape
+    raw = rng.integers(0, 256, size=(rows, cols // 32, 18), dtype=np.uint8)
+    raw[:, :, :2] = (
+        rng.uniform(-0.01, 0.01, (rows, cols // 32)).astype(np.float16)[..., None].view(np.uint8)
+    )
+    tensors["blk.0.ffn_down.weight"] = (raw.reshape(rows, -1), "IQ4_NL")
+    writer = gguf.GGUFWriter(str(tmp_path / "q.gguf"), "llama")
+    for key, value in model_metadata().items():
+        if isinstance(value, bool):
+            writer.add_bool(key, value)
+        elif isinstance(value, int):
+            writer.add_uint32(key, value)
+        elif isinstance(value, float):
+            writer.add_float32(key, value)
+        elif isinstance(value, str):
+            writer.add_string(key, value)
+        else:
+            writer.add_array(key, value)
+    for name, (value, kind) in tensors.items():
+        if kind == "IQ4_NL":
+            writer.add_tensor(name, value, raw_dtype=Q.IQ4_NL)
+        else:
+            writer.add_tensor(name, value.astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.warns(UserWarning, match="IQ4_NL: 1 tensor.*blk.0|IQ4_NL: 1 tensor"):
+        model = pyengine.load(tmp_path / "q.gguf")
+    assert model.weight_formats["bfloat16"] == 1

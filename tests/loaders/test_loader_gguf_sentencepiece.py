@@ -15,7 +15,7 @@ import gguf
 import pytest
 
 from pyengine.loaders import CheckpointError
-from pyengine.loaders.gguf_file import gguf_metadata, read_gguf
+from pyengine.loaders.gguf_file import read_gguf
 from pyengine.loaders.gguf_tokenizer import (
     sentencepiece_merges,
     tokenizer_from_gguf,
@@ -180,7 +180,7 @@ def write_vocab(path, tokens, scores, types, **keys) -> None:
 
 def read_vocab(path):
     """The tokenizer and settings, through the same calls load_gguf makes."""
-    metadata = gguf_metadata(read_gguf(path))
+    metadata = read_gguf(path)[0]
     return tokenizer_from_gguf(metadata, str(path)), tokenizer_settings(metadata)
 
 

@@ -64,7 +64,7 @@ def test_smollm2_near_float32(smollm2_path):
     greedy text may part from float32's at such a tie, as any change of precision can)."""
     from test_smollm2 import GOLDEN
 
-    fp32 = pyengine.load(smollm2_path)
+    fp32 = pyengine.load(smollm2_path, dtype="float32")
     bf16 = pyengine.load(smollm2_path, dtype="bfloat16")
     ids = np.array([GOLDEN["prompt_ids"] + GOLDEN["new_ids"]])
     want, got = fp32.forward(ids), bf16.forward(ids)

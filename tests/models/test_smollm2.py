@@ -22,7 +22,7 @@ def gguf_path(smollm2_path):
 
 @pytest.fixture(scope="module")
 def model(gguf_path):
-    return pyengine.load(gguf_path)
+    return pyengine.load(gguf_path, dtype="float32")
 
 
 def test_golden_greedy_continuation(model, threads):

@@ -1,0 +1,240 @@
+#include "ops/quant_linear.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "cpu/by_level.h"
+#include "kernels/common/quant_blocks.h"
+#include "ops/f32_gemm.h"
+#include "ops/int_math.h"
+#include "runtime/thread_scratch.h"
+
+namespace pyengine::ops {
+
+using kernels::GemmEpilogue;
+using kernels::kQuantSub;
+using kernels::quant_type_info;
+namespace quant = kernels::quant;
+
+const QuantKernels& quant_kernels(cpu::IsaLevel level) {
+  return cpu::by_level(level, &kernels::generic::quant_kernels, &kernels::avx2::quant_kernels,
+                       &kernels::avx2::quant_kernels, nullptr);
+}
+
+std::optional<QuantType> parse_quant_type(const std::string& name) {
+  for (int t = 0; t < kernels::kQuantTypeCount; ++t) {
+    if (name == kernels::kQuantTypes[t].name) return QuantType(t);
+  }
+  return std::nullopt;
+}
+
+size_t quant_row_bytes(QuantType t, int64_t k) {
+  const auto& info = quant_type_info(t);
+  return size_t(ceil_div(k, info.block_elems)) * size_t(info.block_bytes);
+}
+
+bool quant_can_encode(QuantType t) { return t == QuantType::kQ8_0 || t == QuantType::kQ4_0; }
+
+namespace {
+
+// One block of 32 values (zeros past `n`) in Q8_0 or Q4_0, as ggml's reference quantizers.
+void encode_block(QuantType t, const float* v, uint8_t* dst) {
+  if (t == QuantType::kQ8_0) {
+    float amax = 0.0f;
+    for (int l = 0; l < 32; ++l) amax = std::max(amax, std::fabs(v[l]));
+    const float d = amax / 127.0f, inv = d != 0.0f ? 1.0f / d : 0.0f;
+    const uint16_t dh = quant::f32_to_fp16(d);
+    std::memcpy(dst, &dh, 2);
+    for (int l = 0; l < 32; ++l) dst[2 + l] = uint8_t(int8_t(std::round(v[l] * inv)));
+    return;
+  }
+  float amax = 0.0f, max = 0.0f;  // the value of largest magnitude, with its sign (first wins)
+  for (int l = 0; l < 32; ++l) {
+    if (amax < std::fabs(v[l])) {
+      amax = std::fabs(v[l]);
+      max = v[l];
+    }
+  }
+  const float d = max / -8.0f, inv = d != 0.0f ? 1.0f / d : 0.0f;
+  const uint16_t dh = quant::f32_to_fp16(d);
+  std::memcpy(dst, &dh, 2);
+  for (int l = 0; l < 16; ++l) {
+    const int lo = std::min(15, int(int8_t(v[l] * inv + 8.5f)));
+    const int hi = std::min(15, int(int8_t(v[l + 16] * inv + 8.5f)));
+    dst[2 + l] = uint8_t(lo | (hi << 4));
+  }
+}
+
+// Panel source of the widened path: columns [j * nr, j * nr + nr) = rows of W, values
+// [p0, p0 + kc), dequantized into this thread's scratch as [kc][nr].
+struct WidenContext {
+  const QuantLinear* lin;
+  int nr;
+};
+
+const float* widened_slice(const void* ctx, int64_t j, int64_t p0, int kc) {
+  const auto& w = *static_cast<const WidenContext*>(ctx);
+  const QuantLinear& lin = *w.lin;
+  const auto& info = quant_type_info(lin.type());
+  const int subs = info.block_elems / kQuantSub;
+  float* dst = runtime::thread_scratch<runtime::kScratchQuantWidened>(size_t(kc) * size_t(w.nr));
+  const int64_t sb0 = p0 / kQuantSub, sb1 = ceil_div(p0 + kc, kQuantSub);
+  quant::SubBlock sb;
+  for (int c = 0; c < w.nr; ++c) {
+    const int64_t r = j * w.nr + c;
+    if (r >= lin.out_features()) {
+      for (int p = 0; p < kc; ++p) dst[size_t(p) * w.nr + c] = 0.0f;
+      continue;
+    }
+    const uint8_t* row = lin.data() + size_t(r) * lin.row_bytes();
+    for (int64_t s = sb0; s < sb1; ++s) {
+      quant::decode_sub(lin.type(), row + size_t(s / subs) * info.block_bytes, int(s % subs), sb);
+      const int64_t l0 = std::max<int64_t>(0, p0 - s * kQuantSub);
+      const int64_t l1 = std::min<int64_t>(kQuantSub, p0 + kc - s * kQuantSub);
+      for (int64_t l = l0; l < l1; ++l) {
+        const float v = sb.d * float(sb.sc[l / 16]) * float(sb.q[l]) + sb.m;
+        dst[size_t(s * kQuantSub + l - p0) * w.nr + c] = v;
+      }
+    }
+  }
+  return dst;
+}
+
+}  // namespace
+
+void quantize_rows(QuantType t, const float* w, int64_t stride_out, int64_t stride_in, int64_t n,
+                   int64_t k, uint8_t* dst, runtime::ThreadPool& pool) {
+  const size_t row_bytes = quant_row_bytes(t, k);
+  const int block_bytes = quant_type_info(t).block_bytes;
+  pool.parallel_for(n, [&](int64_t o) {
+    float v[32];
+    for (int64_t b = 0; b * 32 < k; ++b) {
+      for (int l = 0; l < 32; ++l) {
+        const int64_t i = b * 32 + l;
+        v[l] = i < k ? w[o * stride_out + i * stride_in] : 0.0f;
+      }
+      encode_block(t, v, dst + size_t(o) * row_bytes + size_t(b) * block_bytes);
+    }
+  });
+}
+
+void dequantize_row(QuantType t, const uint8_t* row, int64_t k, float* out) {
+  const auto& info = quant_type_info(t);
+  const int subs = info.block_elems / kQuantSub;
+  quant::SubBlock sb;
+  for (int64_t s = 0; s * kQuantSub < k; ++s) {
+    quant::decode_sub(t, row + size_t(s / subs) * info.block_bytes, int(s % subs), sb);
+    const int64_t n = std::min<int64_t>(kQuantSub, k - s * kQuantSub);
+    for (int64_t l = 0; l < n; ++l) {
+      out[s * kQuantSub + l] = sb.d * float(sb.sc[l / 16]) * float(sb.q[l]) + sb.m;
+    }
+  }
+}
+
+QuantLinear::QuantLinear(QuantType t, int64_t n, int64_t k, const float* bias, cpu::IsaLevel level)
+    : type_(t),
+      level_(level),
+      kernels_(quant_kernels(level)),
+      f32_(f32_gemm_kernels(level)),
+      n_(n),
+      k_(k),
+      kb_(ceil_div(k, quant_type_info(t).block_elems) *
+          (quant_type_info(t).block_elems / kQuantSub)),
+      row_bytes_(quant_row_bytes(t, k)),
+      data_((row_bytes_ * size_t(n) + 3) / 4) {
+  if (bias != nullptr) {
+    bias_ = runtime::AlignedBuffer(size_t(n));
+    std::copy(bias, bias + n, bias_.data());
+  }
+}
+
+QuantLinear::QuantLinear(QuantType t, const uint8_t* data, size_t src_stride, int64_t n, int64_t k,
+                         const float* bias, cpu::IsaLevel level)
+    : QuantLinear(t, n, k, bias, level) {
+  uint8_t* dst = data_mut();
+  runtime::ThreadPool::instance().parallel_for(n, [&](int64_t o) {
+    std::memcpy(dst + size_t(o) * row_bytes_, data + size_t(o) * src_stride, row_bytes_);
+  });
+}
+
+QuantLinear QuantLinear::from_f32(QuantType t, const float* w, int64_t stride_out,
+                                  int64_t stride_in, int64_t n, int64_t k, const float* bias,
+                                  cpu::IsaLevel level) {
+  QuantLinear lin(t, n, k, bias, level);
+  quantize_rows(t, w, stride_out, stride_in, n, k, lin.data_mut(), runtime::ThreadPool::instance());
+  return lin;
+}
+
+QuantLinear::Path QuantLinear::path(int64_t rows, bool batch_invariant) const {
+  return batch_invariant || rows > kDotMaxRows ? Path::kWidened : Path::kDot;
+}
+
+void QuantLinear::forward(int64_t rows, const float* x, size_t ldx, float* y, size_t ldy,
+                          const float* residual, size_t ldr, bool batch_invariant) const {
+  if (rows <= 0 || n_ <= 0) return;
+  if (path(rows, batch_invariant) == Path::kDot) {
+    dot_path(rows, x, ldx, y, ldy, residual, ldr);
+  } else {
+    widened_path(rows, x, ldx, y, ldy, residual, ldr);
+  }
+}
+
+void QuantLinear::dot_path(int64_t rows, const float* x, size_t ldx, float* y, size_t ldy,
+                           const float* residual, size_t ldr) const {
+  const size_t kb = size_t(kb_);
+  // x quantized: rows x kb sub-blocks of 32 int8, then d and s per sub-block.
+  float* scratch = runtime::thread_scratch<runtime::kScratchQuantAct>(size_t(rows) * kb * 10 + 1);
+  int8_t* xq = reinterpret_cast<int8_t*>(scratch);
+  float* xd = scratch + size_t(rows) * kb * 8;
+  float* xs = xd + size_t(rows) * kb;
+  for (int64_t r = 0; r < rows; ++r) {
+    kernels_.quantize_act(int(k_), x + r * ldx, int(kb), xq + r * kb * kQuantSub, xd + r * kb,
+                          xs + r * kb);
+  }
+  runtime::ThreadPool& pool = runtime::ThreadPool::instance();
+  // Tasks: runs of rows of W of ~32 KB (L1/L2-resident while the row groups sweep them), and
+  // at least a few per thread.
+  int64_t per_task = std::max<int64_t>(8, int64_t(32 * 1024 / std::max<size_t>(1, row_bytes_)));
+  per_task =
+      std::min(per_task, std::max<int64_t>(8, ceil_div(n_, 4 * int64_t(pool.num_threads()))));
+  const int64_t tasks = ceil_div(n_, per_task);
+  const bool has_ep = has_bias() || residual != nullptr;
+  pool.parallel_for(tasks, [&](int64_t t) {
+    const int64_t j0 = t * per_task, j1 = std::min(n_, j0 + per_task);
+    for (int64_t r0 = 0; r0 < rows; r0 += kernels_.max_rows) {
+      const int rr = int(std::min<int64_t>(kernels_.max_rows, rows - r0));
+      const GemmEpilogue ep{has_bias() ? bias_.data() + j0 : nullptr,
+                            residual != nullptr ? residual + r0 * ldr + j0 : nullptr, ldr};
+      const kernels::QuantDotArgs a{rr,
+                                    int(j1 - j0),
+                                    int(kb),
+                                    data() + size_t(j0) * row_bytes_,
+                                    row_bytes_,
+                                    xq + size_t(r0) * kb * kQuantSub,
+                                    xd + size_t(r0) * kb,
+                                    xs + size_t(r0) * kb,
+                                    kb,
+                                    y + r0 * ldy + j0,
+                                    ldy,
+                                    has_ep ? &ep : nullptr};
+      kernels_.dot[int(type_)](a);
+    }
+  });
+}
+
+void QuantLinear::widened_path(int64_t rows, const float* x, size_t ldx, float* y, size_t ldy,
+                               const float* residual, size_t ldr) const {
+  const WidenContext ctx{this, f32_.nr};
+  const GemmArgs<float> g{
+      rows, n_, k_, x, ldx, nullptr, y, ldy, has_bias() ? bias_.data() : nullptr, residual, ldr};
+  f32_gemm_blocked(f32_, g, F32PanelSource{&widened_slice, &ctx}, runtime::ThreadPool::instance());
+}
+
+void QuantLinear::gather_rows(const int64_t* ids, int64_t count, float* out, size_t ldo) const {
+  for (int64_t i = 0; i < count; ++i) {
+    dequantize_row(type_, data() + size_t(ids[i]) * row_bytes_, k_, out + i * ldo);
+  }
+}
+
+}  // namespace pyengine::ops
