@@ -124,8 +124,7 @@ py::array dequantize(const QuantLinear& lin) {
   {
     py::gil_scoped_release release;
     for (int64_t r = 0; r < lin.out_features(); ++r) {
-      ops::dequantize_row(lin.type(), lin.data() + size_t(r) * lin.row_bytes(), lin.in_features(),
-                          o + r * lin.in_features());
+      lin.dequantize_row_at(r, o + r * lin.in_features());
     }
   }
   return out;
@@ -177,6 +176,8 @@ weight slice by slice to float32 and run the float32 micro-kernel on float32 x.)
       .def_property_readonly("kernel", [](const QuantLinear& l) { return l.kernels().name; })
       .def_property_readonly("packed_nbytes", &QuantLinear::packed_bytes)
       .def_property_readonly("row_bytes", &QuantLinear::row_bytes)
+      .def_property_readonly("interleaved", &QuantLinear::interleaved,
+                             "Whether rows are stored in groups of 8 for the level's x8 kernels.")
       .def("__repr__", [](const QuantLinear& l) {
         return "QuantLinear(format=" + std::string(type_name(l)) +
                ", in_features=" + std::to_string(l.in_features()) +

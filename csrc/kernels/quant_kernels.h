@@ -62,11 +62,19 @@ using QuantDotFn = void (*)(const QuantDotArgs& a);
 // Quantizes one activation row x[0:k] into kb >= ceil(k / 32) sub-blocks (zeros past k).
 using QuantizeActFn = void (*)(int k, const float* x, int kb, int8_t* q, float* d, float* s);
 
+// The interleaved ("x8") layout of the formats whose level has an x8 kernel: rows in groups
+// of 8 (N padded with zero rows), block b of group g at g * group_stride + b * 8 * block_bytes,
+// holding the 8 rows' fp16 scales side by side, then their quants (kernels/common/
+// quant_blocks.h, x8_pack). The same bytes as the file, reordered once at load so that one
+// vector load gives 8 rows' scales and the integer sums of 8 rows reduce to one vector.
+// Args: w = the first group, w_stride = group_stride, n = rows (the last group may be partial:
+// only rows < n are stored).
 struct QuantKernels {
   const char* name;  // e.g. "quant_dot__avx2"
   int max_rows;      // rows one dot call accepts (1 <= rows <= max_rows)
   QuantizeActFn quantize_act;
-  QuantDotFn dot[kQuantTypeCount];
+  QuantDotFn dot[kQuantTypeCount];     // row-major blocks
+  QuantDotFn dot_x8[kQuantTypeCount];  // x8 layout; nullptr where the level has none
 };
 
 namespace generic {

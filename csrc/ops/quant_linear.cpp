@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "cpu/by_level.h"
 #include "kernels/common/quant_blocks.h"
@@ -87,9 +88,14 @@ const float* widened_slice(const void* ctx, int64_t j, int64_t p0, int kc) {
       for (int p = 0; p < kc; ++p) dst[size_t(p) * w.nr + c] = 0.0f;
       continue;
     }
-    const uint8_t* row = lin.data() + size_t(r) * lin.row_bytes();
+    // the storage blocks covering [p0, p0 + kc), in the format's own layout
+    const int64_t b0 = sb0 / subs, b1 = ceil_div(sb1, subs);
+    thread_local std::vector<uint8_t> blocks;
+    blocks.resize(size_t(b1 - b0) * size_t(info.block_bytes));
+    lin.copy_blocks(r, b0, b1, blocks.data());
     for (int64_t s = sb0; s < sb1; ++s) {
-      quant::decode_sub(lin.type(), row + size_t(s / subs) * info.block_bytes, int(s % subs), sb);
+      quant::decode_sub(lin.type(), blocks.data() + size_t(s / subs - b0) * info.block_bytes,
+                        int(s % subs), sb);
       const int64_t l0 = std::max<int64_t>(0, p0 - s * kQuantSub);
       const int64_t l1 = std::min<int64_t>(kQuantSub, p0 + kc - s * kQuantSub);
       for (int64_t l = l0; l < l1; ++l) {
@@ -142,27 +148,78 @@ QuantLinear::QuantLinear(QuantType t, int64_t n, int64_t k, const float* bias, c
       kb_(ceil_div(k, quant_type_info(t).block_elems) *
           (quant_type_info(t).block_elems / kQuantSub)),
       row_bytes_(quant_row_bytes(t, k)),
-      data_((row_bytes_ * size_t(n) + 3) / 4) {
+      x8_(kernels_.dot_x8[int(t)] != nullptr && quant::has_x8_layout(t)),
+      group_stride_(size_t(ceil_div(k, quant_type_info(t).block_elems)) *
+                    size_t(quant::x8_block_bytes(t))),
+      stored_bytes_(x8_ ? size_t(ceil_div(n, 8)) * group_stride_ : size_t(n) * row_bytes_),
+      data_((stored_bytes_ + 3) / 4) {
   if (bias != nullptr) {
     bias_ = runtime::AlignedBuffer(size_t(n));
     std::copy(bias, bias + n, bias_.data());
   }
 }
 
+void QuantLinear::store_rows(const uint8_t* src, size_t src_stride) {
+  uint8_t* dst = data_mut();
+  runtime::ThreadPool& pool = runtime::ThreadPool::instance();
+  if (!x8_) {
+    pool.parallel_for(n_, [&](int64_t o) {
+      std::memcpy(dst + size_t(o) * row_bytes_, src + size_t(o) * src_stride, row_bytes_);
+    });
+    return;
+  }
+  const int bb = quant_type_info(type_).block_bytes;
+  const int64_t blocks = int64_t(row_bytes_) / bb;
+  pool.parallel_for(ceil_div(n_, 8), [&](int64_t g) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      const uint8_t* rows[8];
+      for (int i = 0; i < 8; ++i) {
+        const int64_t o = 8 * g + i;
+        rows[i] = o < n_ ? src + size_t(o) * src_stride + size_t(b) * bb : nullptr;
+      }
+      quant::x8_pack(type_, rows,
+                     dst + size_t(g) * group_stride_ + size_t(b) * quant::x8_block_bytes(type_));
+    }
+  });
+}
+
+void QuantLinear::copy_blocks(int64_t r, int64_t b0, int64_t b1, uint8_t* dst) const {
+  const int bb = quant_type_info(type_).block_bytes;
+  if (!x8_) {
+    std::memcpy(dst, data() + size_t(r) * row_bytes_ + size_t(b0) * bb, size_t(b1 - b0) * bb);
+    return;
+  }
+  const uint8_t* group = data() + size_t(r / 8) * group_stride_;
+  for (int64_t b = b0; b < b1; ++b) {
+    quant::x8_unpack(type_, group + size_t(b) * quant::x8_block_bytes(type_), int(r % 8),
+                     dst + size_t(b - b0) * bb);
+  }
+}
+
+void QuantLinear::dequantize_row_at(int64_t r, float* out) const {
+  if (!x8_) {
+    dequantize_row(type_, data() + size_t(r) * row_bytes_, k_, out);
+    return;
+  }
+  thread_local std::vector<uint8_t> row;
+  row.resize(row_bytes_);
+  copy_blocks(r, 0, int64_t(row_bytes_) / quant_type_info(type_).block_bytes, row.data());
+  dequantize_row(type_, row.data(), k_, out);
+}
+
 QuantLinear::QuantLinear(QuantType t, const uint8_t* data, size_t src_stride, int64_t n, int64_t k,
                          const float* bias, cpu::IsaLevel level)
     : QuantLinear(t, n, k, bias, level) {
-  uint8_t* dst = data_mut();
-  runtime::ThreadPool::instance().parallel_for(n, [&](int64_t o) {
-    std::memcpy(dst + size_t(o) * row_bytes_, data + size_t(o) * src_stride, row_bytes_);
-  });
+  store_rows(data, src_stride);
 }
 
 QuantLinear QuantLinear::from_f32(QuantType t, const float* w, int64_t stride_out,
                                   int64_t stride_in, int64_t n, int64_t k, const float* bias,
                                   cpu::IsaLevel level) {
   QuantLinear lin(t, n, k, bias, level);
-  quantize_rows(t, w, stride_out, stride_in, n, k, lin.data_mut(), runtime::ThreadPool::instance());
+  std::vector<uint8_t> rows(lin.row_bytes_ * size_t(n));
+  quantize_rows(t, w, stride_out, stride_in, n, k, rows.data(), runtime::ThreadPool::instance());
+  lin.store_rows(rows.data(), lin.row_bytes_);
   return lin;
 }
 
@@ -194,14 +251,18 @@ void QuantLinear::dot_path(int64_t rows, const float* x, size_t ldx, float* y, s
   }
   runtime::ThreadPool& pool = runtime::ThreadPool::instance();
   // Tasks: runs of rows of W of ~32 KB (L1/L2-resident while the row groups sweep them), and
-  // at least a few per thread.
+  // at least a few per thread; whole groups of 8 in the x8 layout.
   int64_t per_task = std::max<int64_t>(8, int64_t(32 * 1024 / std::max<size_t>(1, row_bytes_)));
   per_task =
       std::min(per_task, std::max<int64_t>(8, ceil_div(n_, 4 * int64_t(pool.num_threads()))));
+  if (x8_) per_task = ceil_div(per_task, 8) * 8;
   const int64_t tasks = ceil_div(n_, per_task);
   const bool has_ep = has_bias() || residual != nullptr;
+  const kernels::QuantDotFn fn = x8_ ? kernels_.dot_x8[int(type_)] : kernels_.dot[int(type_)];
   pool.parallel_for(tasks, [&](int64_t t) {
     const int64_t j0 = t * per_task, j1 = std::min(n_, j0 + per_task);
+    const uint8_t* w =
+        x8_ ? data() + size_t(j0 / 8) * group_stride_ : data() + size_t(j0) * row_bytes_;
     for (int64_t r0 = 0; r0 < rows; r0 += kernels_.max_rows) {
       const int rr = int(std::min<int64_t>(kernels_.max_rows, rows - r0));
       const GemmEpilogue ep{has_bias() ? bias_.data() + j0 : nullptr,
@@ -209,8 +270,8 @@ void QuantLinear::dot_path(int64_t rows, const float* x, size_t ldx, float* y, s
       const kernels::QuantDotArgs a{rr,
                                     int(j1 - j0),
                                     int(kb),
-                                    data() + size_t(j0) * row_bytes_,
-                                    row_bytes_,
+                                    w,
+                                    x8_ ? group_stride_ : row_bytes_,
                                     xq + size_t(r0) * kb * kQuantSub,
                                     xd + size_t(r0) * kb,
                                     xs + size_t(r0) * kb,
@@ -218,7 +279,7 @@ void QuantLinear::dot_path(int64_t rows, const float* x, size_t ldx, float* y, s
                                     y + r0 * ldy + j0,
                                     ldy,
                                     has_ep ? &ep : nullptr};
-      kernels_.dot[int(type_)](a);
+      fn(a);
     }
   });
 }
@@ -232,9 +293,7 @@ void QuantLinear::widened_path(int64_t rows, const float* x, size_t ldx, float* 
 }
 
 void QuantLinear::gather_rows(const int64_t* ids, int64_t count, float* out, size_t ldo) const {
-  for (int64_t i = 0; i < count; ++i) {
-    dequantize_row(type_, data() + size_t(ids[i]) * row_bytes_, k_, out + i * ldo);
-  }
+  for (int64_t i = 0; i < count; ++i) dequantize_row_at(ids[i], out + i * ldo);
 }
 
 }  // namespace pyengine::ops

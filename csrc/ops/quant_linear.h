@@ -36,9 +36,11 @@ size_t quant_row_bytes(QuantType t, int64_t k);
 // Whether quantize_rows can encode type t from fp32 (Q8_0 and Q4_0).
 bool quant_can_encode(QuantType t);
 
-// Encodes W[n, k] (element (o, i) at w[o * stride_out + i * stride_in]) as rows of type t,
-// llama.cpp's reference quantizers (Q8_0: d = max|w| / 127, round half away from zero;
-// Q4_0: d = -w_absmax_signed / 8, q = min(15, trunc(w / d + 8.5))); values past k are zero.
+// Encodes W[n, k] (element (o, i) at w[o * stride_out + i * stride_in]) as rows of type t;
+// values past k are zero. ggml's reference quantizers: Q8_0 d = max|w| / 127, round half away
+// from zero; Q4_0 d = -w_absmax_signed / 8, q = min(15, trunc(w / d + 8.5)). (A least-squares
+// scale search for Q4_0 lowered the weights' squared error 5-10% but raised SmolLM2's
+// perplexity, 18.0 -> 19.1: not kept.)
 void quantize_rows(QuantType t, const float* w, int64_t stride_out, int64_t stride_in, int64_t n,
                    int64_t k, uint8_t* dst, runtime::ThreadPool& pool);
 
@@ -64,6 +66,10 @@ class QuantLinear {
 
   // out[i, :] = row ids[i] of W, dequantized (an embedding table stored quantized).
   void gather_rows(const int64_t* ids, int64_t count, float* out, size_t ldo) const;
+  // out[0:k] = row r of W, dequantized.
+  void dequantize_row_at(int64_t r, float* out) const;
+  // Blocks [b0, b1) of row r in the format's own byte layout, at dst.
+  void copy_blocks(int64_t r, int64_t b0, int64_t b1, uint8_t* dst) const;
 
   Path path(int64_t rows, bool batch_invariant = false) const;
 
@@ -75,7 +81,9 @@ class QuantLinear {
   const QuantKernels& kernels() const { return kernels_; }
   const kernels::F32GemmKernels& widened_kernels() const { return f32_; }
   size_t row_bytes() const { return row_bytes_; }
-  size_t packed_bytes() const { return row_bytes_ * size_t(n_); }
+  size_t packed_bytes() const { return stored_bytes_; }
+  // Whether rows are stored interleaved in groups of 8 (the level's x8 kernels), else as rows.
+  bool interleaved() const { return x8_; }
   const uint8_t* data() const { return reinterpret_cast<const uint8_t*>(data_.data()); }
 
   // Up to this many rows run the dot path.
@@ -84,6 +92,9 @@ class QuantLinear {
  private:
   QuantLinear(QuantType t, int64_t n, int64_t k, const float* bias, cpu::IsaLevel level);
   uint8_t* data_mut() { return reinterpret_cast<uint8_t*>(data_.data()); }
+  // Stores n_ rows in the format's layout (row o at src + o * src_stride), interleaving them
+  // when x8_.
+  void store_rows(const uint8_t* src, size_t src_stride);
   void dot_path(int64_t rows, const float* x, size_t ldx, float* y, size_t ldy,
                 const float* residual, size_t ldr) const;
   void widened_path(int64_t rows, const float* x, size_t ldx, float* y, size_t ldy,
@@ -95,7 +106,10 @@ class QuantLinear {
   const kernels::F32GemmKernels& f32_;
   int64_t n_, k_, kb_;  // kb_: 32-value sub-blocks per row
   size_t row_bytes_;
-  runtime::AlignedBuffer data_;  // n_ rows of row_bytes_
+  bool x8_;              // x8 layout: groups of 8 rows, group_stride_ bytes each
+  size_t group_stride_;  // blocks per row x the x8 block's bytes
+  size_t stored_bytes_;
+  runtime::AlignedBuffer data_;  // n_ rows of row_bytes_, or ceil(n_ / 8) groups
   runtime::AlignedBuffer bias_;
 };
 

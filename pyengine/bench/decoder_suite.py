@@ -1,5 +1,6 @@
 """Decoder workloads: prefill and decode tokens/s of a causal LM, pyengine (one model per
-weight dtype) next to transformers on torch (fp32, the same weights) at the same thread count."""
+weight dtype) next to transformers on torch (fp32 and bf16, the same weights) and llama.cpp (the
+same GGUF) at the same thread count."""
 
 from __future__ import annotations
 
@@ -9,18 +10,29 @@ import numpy as np
 
 import pyengine
 from pyengine import _C
-from pyengine.api import DTYPES
 from pyengine.bench.dtypes import (
-    SHORT,
     bf16_products_on_tiles,
     dtype_notes,
     load_models,
+    short_name,
     workload_label,
 )
-from pyengine.bench.peers import peer_threads
+from pyengine.bench.machine import last_level_cache_bytes
+from pyengine.bench.peers import default_peers, peer_threads
 from pyengine.bench.results import Result
 from pyengine.bench.timing import Timing, measure
 from pyengine.loaders import ModelConfig
+
+# "auto" runs a GGUF's blocks as stored (SmolLM2: Q4_1, Q8_0 head); int8 and q4 (quantized at
+# load) by --dtypes. The random 1.1B model is float32: its bf16 and quantized rows are the ones
+# a user of a 1B model would run, and each one draws 4.4 GB of random weights again.
+DEFAULT_DTYPES = ("auto", "bfloat16", "float32")
+RANDOM_LLAMA_DTYPES = ("bfloat16", "int8", "q4")
+# torch peer -> the torch dtype transformers loads the checkpoint in
+TORCH_PEERS = {"torch": "float32", "torch-bf16": "bfloat16"}
+# the roofline kind of a decode whose weights fit in the last-level cache: they are read from
+# cache, so the measured DRAM bandwidth is no roof and its fraction may pass 100%
+CACHE_RESIDENT = "bandwidth (cache-resident: weights fit in L3)"
 
 
 def prompt_ids(vocab: int, length: int, seed: int = 0) -> np.ndarray:
@@ -159,11 +171,6 @@ def random_llama(
     return cfg, tensors
 
 
-# Bytes per weight of the matrix products (every linear layer and the LM head) for each
-# pyengine.load(dtype=...); norm weights and the embedding table stay float32 in every dtype.
-MATRIX_WEIGHT_BYTES = {"float32": 4, "bfloat16": 2}
-
-
 def decode_weight_counts(cfg: ModelConfig) -> tuple[int, int]:
     """(matrix weights, norm weights) a decode step of a Llama-style decoder (gated MLP, no
     biases) reads: every layer's attention and MLP matrices plus the LM head, which is streamed
@@ -176,11 +183,28 @@ def decode_weight_counts(cfg: ModelConfig) -> tuple[int, int]:
     return matrices, norms
 
 
-def weight_bytes_per_token(cfg: ModelConfig, dtype: str = "float32") -> int:
-    """Bytes of weights a decode step streams with `dtype` matrix weights: the numerator of the
-    bandwidth roofline."""
-    matrices, norms = decode_weight_counts(cfg)
-    return MATRIX_WEIGHT_BYTES[dtype] * matrices + 4 * norms
+def weight_bytes_per_token(model) -> int:
+    """Bytes of weights a decode step of `model` streams: every linear layer's packed weight
+    as the model holds it (blocks, padding, the LM head; a quantized embedding tied to the head
+    once), and the float32 norm weights: the numerator of the bandwidth roofline."""
+    return model.matrix_weight_bytes + 4 * decode_weight_counts(model.config)[1]
+
+
+def decode_roofline(streamed: int, read_gbs: float, weights: str) -> tuple[float, str, list[str]]:
+    """(tokens/s, roofline kind, notes) of a decode step that reads `streamed` bytes of
+    `weights` weights ("bf16") at the measured read bandwidth (a buffer far beyond the caches).
+    Where they fit in the last-level cache, the step reads them from there: the row says so
+    instead of presenting the fraction as a memory roofline."""
+    size = f"{streamed / 1e9:.2f} GB" if streamed >= 1e9 else f"{streamed / 1e6:.1f} MB"
+    notes = [f"{size} of {weights} weights read per token"]
+    llc = last_level_cache_bytes()
+    if llc is not None and streamed <= llc:
+        notes.append(
+            f"cache-resident: the weights fit in the {llc / 2**20:.0f} MiB L3, so the "
+            "fraction of DRAM read bandwidth is no roofline (it may pass 100%)"
+        )
+        return read_gbs * 1e9 / streamed, CACHE_RESIDENT, notes
+    return read_gbs * 1e9 / streamed, "bandwidth", notes
 
 
 def prefill_flops(cfg: ModelConfig, tokens: int) -> float:
@@ -192,19 +216,23 @@ def prefill_flops(cfg: ModelConfig, tokens: int) -> float:
     return 2 * layer_matrices * tokens + attention + 2 * lm_head
 
 
-def load_torch_peer(source):
-    """transformers' model of the same checkpoint, fp32 (GGUF files dequantized by it)."""
+def load_torch_peer(source, dtype: str = "float32"):
+    """transformers' model of the same checkpoint in `dtype` ("float32", "bfloat16"; GGUF
+    files dequantized by it). Loaded, not cast: from_pretrained keeps the rotary inv_freq
+    buffer in float32, which model.to(torch.bfloat16) would round (wrong angles at long
+    positions)."""
     import torch
     import transformers
 
     from pyengine.loaders import resolve
 
     path = resolve(source)
+    torch_dtype = getattr(torch, dtype)
     if path.is_file():
         return transformers.AutoModelForCausalLM.from_pretrained(
-            path.parent, gguf_file=path.name, torch_dtype=torch.float32
+            path.parent, gguf_file=path.name, torch_dtype=torch_dtype
         ).eval()
-    return transformers.AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32).eval()
+    return transformers.AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch_dtype).eval()
 
 
 def run(
@@ -212,8 +240,8 @@ def run(
     threads_list,
     limits,
     *,
-    dtypes=DTYPES,
-    peers=("torch", "llama.cpp"),
+    dtypes=DEFAULT_DTYPES,
+    peers=None,
     quick=False,
     repeat=5,
     progress=None,
@@ -221,10 +249,13 @@ def run(
 ) -> list[Result]:
     """Prefill and decode tokens/s of a causal LM, batch 1, greedy: one pyengine model per
     weight dtype in `dtypes` (`models` may hold ready ones, {dtype: model}; the others are
-    loaded from `source`). Each peer is measured once per thread count and its samples appear
-    in every dtype's Result, so all ratios of a run share one peer measurement."""
+    loaded from `source`). `peers`: of "torch", "torch-bf16", "llama.cpp" (default: those
+    installed, torch-bf16 only on a CPU with bf16 hardware). Each peer is measured once per
+    thread count and its samples appear in every dtype's Result, so all ratios of a run share
+    one peer measurement."""
     from pyengine.loaders import resolve
 
+    peers = default_peers("decoder") if peers is None else peers
     path = resolve(source)
     name = path.stem if path.is_file() else path.name
     models = load_models(
@@ -235,7 +266,12 @@ def run(
     prompt, new = (64, 16) if quick else (512, 128)
     prompt = min(prompt, first.context_length - new)  # small test models have short contexts
     ids = prompt_ids(first.vocab_size, prompt)
-    hf = load_torch_peer(path) if "torch" in peers else None
+    hf = {}
+    for peer, torch_dtype in TORCH_PEERS.items():
+        if peer in peers:
+            if progress:
+                progress(f"decoder: loading {name} in transformers ({torch_dtype})")
+            hf[peer] = load_torch_peer(path, torch_dtype)
     gguf = path if path.is_file() else None
     prefill_on_tiles = "bfloat16" in models and bf16_products_on_tiles(prompt)
     results = []
@@ -244,9 +280,9 @@ def run(
             progress(f"decoder: {name} prefill/decode, {t} thread(s)")
         # the peers, once: their sample lists are shared by every dtype's Result below
         peer_pre, peer_dec = {}, {}
-        if hf is not None:
-            p, d = with_threads(t, torch_prefill_and_decode, hf, ids, new, repeat)
-            peer_pre["torch"], peer_dec["torch"] = p.samples, d.samples
+        for peer, hf_model in hf.items():
+            p, d = with_threads(t, torch_prefill_and_decode, hf_model, ids, new, repeat)
+            peer_pre[peer], peer_dec[peer] = p.samples, d.samples
         if "llama.cpp" in peers and gguf is not None:
             p, d = with_threads(t, llama_cpp_prefill_and_decode, gguf, ids, new, t, repeat)
             peer_pre["llama.cpp"], peer_dec["llama.cpp"] = p.samples, d.samples
@@ -257,7 +293,7 @@ def run(
                 progress(f"decoder: {name} pyengine with {dtype} weights, {t} thread(s)")
             pre = with_threads(t, pyengine_prefill, model, ids, repeat)
             dec = with_threads(t, pyengine_decode, model, ids, new)
-            pre_notes = dtype_notes(dtype, peer_pre)
+            pre_notes = dtype_notes(dtype, peer_pre, model)
             if dtype == "bfloat16" and prefill_on_tiles:
                 tiles = limits[t].tile_peak_gflops
                 flops_per_token = prefill_flops(cfg, prompt) / prompt
@@ -268,7 +304,7 @@ def run(
             prefills.append(
                 Result(
                     "decoder",
-                    workload_label(f"{name} prefill {prompt} tokens", dtype),
+                    workload_label(f"{name} prefill {prompt} tokens", dtype, model),
                     t,
                     "tok/s",
                     prompt,
@@ -279,27 +315,32 @@ def run(
                 )
             )
             dec_notes = [f"python overhead {100 * dec['python_overhead']:.1f}% of a decode step"]
-            dec_notes += dtype_notes(dtype, peer_dec)
+            dec_notes += dtype_notes(dtype, peer_dec, model)
             if "llama.cpp" in peer_dec:
                 dec_notes.append("llama.cpp runs the GGUF's quantized weights natively")
+            dec_roof, dec_kind, roof_notes = decode_roofline(
+                weight_bytes_per_token(model), limits[t].read_gbs, short_name(dtype, model)
+            )
             decodes.append(
                 Result(
                     "decoder",
-                    workload_label(f"{name} decode {new} tokens", dtype),
+                    workload_label(f"{name} decode {new} tokens", dtype, model),
                     t,
                     "tok/s",
                     1,
                     {"pyengine": dec["timing"].samples, **peer_dec},
-                    limits[t].read_gbs * 1e9 / weight_bytes_per_token(cfg, dtype),
-                    "bandwidth",
-                    dec_notes,
+                    dec_roof,
+                    dec_kind,
+                    dec_notes + roof_notes,
                 )
             )
         results += prefills + decodes  # each phase's dtypes side by side
     return results
 
 
-def run_random_llama(threads_list, limits, *, dtypes=DTYPES, new=24, progress=None) -> list[Result]:
+def run_random_llama(
+    threads_list, limits, *, dtypes=RANDOM_LLAMA_DTYPES, new=24, progress=None
+) -> list[Result]:
     """Decode tokens/s of a random-weight 1.1B Llama against its bandwidth roofline, per weight
     dtype. One model at a time: the random float32 tensors (4.4 GB) are drawn again for each
     dtype (the same seed, the same weights) because packing consumes them."""
@@ -313,22 +354,25 @@ def run_random_llama(threads_list, limits, *, dtypes=DTYPES, new=24, progress=No
         model = DecoderModel(cfg, tensors, dtype=dtype)
         del tensors
         ids = prompt_ids(cfg.vocab_size, 32)
-        streamed = weight_bytes_per_token(cfg, dtype)
+        streamed = weight_bytes_per_token(model)
         for t in threads_list:
             if progress:
                 progress(f"decoder: 1.1B decode, {dtype} weights, {t} thread(s)")
             dec = with_threads(t, pyengine_decode, model, ids, new)
+            roof, kind, notes = decode_roofline(
+                streamed, limits[t].read_gbs, short_name(dtype, model)
+            )
             results.append(
                 Result(
                     "decoder",
-                    workload_label(f"random Llama-1.1B decode {new} tokens", dtype),
+                    workload_label(f"random Llama-1.1B decode {new} tokens", dtype, model),
                     t,
                     "tok/s",
                     1,
                     {"pyengine": dec["timing"].samples},
-                    limits[t].read_gbs * 1e9 / streamed,
-                    "bandwidth",
-                    [f"{streamed / 1e9:.2f} GB of {SHORT[dtype]} weights streamed per token"],
+                    roof,
+                    kind,
+                    notes,
                 )
             )
         del model

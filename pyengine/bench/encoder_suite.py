@@ -1,7 +1,7 @@
 """Encoder workloads: sentence embeddings of fixed-length token batches (the model's work,
 tokenization excluded for every engine alike): pyengine (one model per weight dtype) next to
-sentence-transformers on torch fp32 and ONNX Runtime on an ONNX export (dynamic axes, all graph
-optimizations), each pinned to the same thread count."""
+sentence-transformers on torch (fp32, and bf16 as "torch-bf16") and ONNX Runtime on an ONNX
+export (dynamic axes, all graph optimizations), each pinned to the same thread count."""
 
 from __future__ import annotations
 
@@ -10,24 +10,39 @@ from pathlib import Path
 import numpy as np
 
 import pyengine
-from pyengine.api import DTYPES
-from pyengine.bench.dtypes import dtype_notes, load_models, workload_label
-from pyengine.bench.peers import peer_threads
+from pyengine.bench.dtypes import coarsest_format, dtype_notes, load_models, workload_label
+from pyengine.bench.peers import default_peers, peer_threads
 from pyengine.bench.results import Result
 from pyengine.bench.timing import Timing, measure
+from pyengine.formats import FORMATS, WeightFormat
 from pyengine.models.pooling import l2_normalize, pool
 
+# "auto" on a float32 checkpoint (all-MiniLM-L6-v2) is float32: run it by --dtypes where a
+# checkpoint stores something else (load_models folds it into the dtype it amounts to).
+DEFAULT_DTYPES = ("float32", "bfloat16", "int8")
 WORKLOADS = [("throughput", 32, 128), ("latency", 1, 16), ("latency", 1, 128)]
 QUICK_WORKLOADS = [("throughput", 8, 32), ("latency", 1, 16)]
 
 # Every engine must compute the same embeddings before it is timed, or a ratio means nothing.
-# float32 weights: the same sums in another order, so entries agree to 1e-4.
+# float32 weights on both sides: the same sums in another order, so entries agree to 1e-4.
 FP32_MAX_ABS_DIFF = 1e-4
-# bfloat16 weights keep 8 significant bits, so entries move by about 1e-3 (all-MiniLM-L6-v2:
-# max abs diff 1.4e-3) and an absolute bound would be arbitrary. Sentence embeddings are used
-# by their direction (MiniLM's are L2-normalized, compared by cosine), which bf16 must keep:
-# each sentence's cosine similarity to the float32 engines' (all-MiniLM-L6-v2: 1 - cos <= 3e-5).
-BF16_MIN_COSINE = 0.999
+# Rounded weights move every entry (bf16, all-MiniLM-L6-v2: max abs diff 1.4e-3), so an
+# absolute bound would be arbitrary. Sentence embeddings are used by their direction (MiniLM's
+# are L2-normalized, compared by cosine), which each weight format must keep: a budget for
+# 1 - cosine against exact float32, per sentence, by the format's bits per weight:
+#   bf16 (8 significant bits; MiniLM: <= 2.1e-5, torch bf16 <= 1.3e-4):               1e-3
+#   8-bit blocks (Q8_0: 127 levels per 32 values, the activations too on few-row
+#   products: about 7x bf16's error per value, 50x in 1 - cosine; MiniLM <= 6.5e-4):  1e-2
+#   4-bit blocks (Q4_0: 16 levels, 10x Q8_0's error per value; MiniLM 0.04 to 0.09):   0.3
+# Two engines that both round are off by the sum of their angles (1 - cos ~ angle^2 / 2).
+COSINE_BUDGETS = ((16, 1e-3), (8, 1e-2), (0, 0.3))  # (at least bits per weight, budget)
+
+
+def cosine_budget(fmt: WeightFormat) -> float:
+    """How far (1 - cosine) `fmt`'s rounding may turn an embedding from exact float32's."""
+    if fmt.name == "float32":
+        return 0.0
+    return next(b for bits, b in COSINE_BUDGETS if fmt.bits_per_weight >= bits)
 
 
 def token_batch(batch: int, length: int, vocab: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -49,21 +64,24 @@ def pyengine_embed(model, feats) -> np.ndarray:
 
 
 class TorchPeer:
-    """sentence-transformers' own modules (Transformer, Pooling, Normalize) on torch."""
+    """sentence-transformers' own modules (Transformer, Pooling, Normalize) on torch, the
+    transformer loaded in `dtype` ("float32": peer "torch", "bfloat16": peer "torch-bf16")."""
 
-    name = "torch"
-
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, dtype: str = "float32"):
+        import torch
         from sentence_transformers import SentenceTransformer
 
-        self.model = SentenceTransformer(str(folder), device="cpu").eval()
+        self.name = "torch" if dtype == "float32" else "torch-bf16"
+        self.format = FORMATS[dtype]
+        kwargs = {"torch_dtype": getattr(torch, dtype)}
+        self.model = SentenceTransformer(str(folder), device="cpu", model_kwargs=kwargs).eval()
 
     def embed(self, feats) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
             batch = {k: torch.from_numpy(v) for k, v in feats.items()}
-            return self.model(batch)["sentence_embedding"].numpy()
+            return self.model(batch)["sentence_embedding"].float().numpy()
 
 
 class OnnxRuntimePeer:
@@ -72,6 +90,7 @@ class OnnxRuntimePeer:
     in numpy like pyengine."""
 
     name = "onnxruntime"
+    format = FORMATS["float32"]
 
     def __init__(self, folder: Path, workdir: Path, threads: int, pooling_modes, normalize):
         import onnxruntime as ort
@@ -122,21 +141,30 @@ def export_onnx(folder: Path, path: Path) -> None:
     )
 
 
-def check_agreement(peer: str, theirs: np.ndarray, ours: np.ndarray, dtype: str) -> None:
-    """Raises unless pyengine with `dtype` weights computes the peer's (float32) embeddings
-    [batch, dim], within that dtype's tolerance."""
-    if dtype == "float32":
+def check_agreement(
+    peer: str,
+    theirs: np.ndarray,
+    ours: np.ndarray,
+    our_format: WeightFormat,
+    their_format: WeightFormat = FORMATS["float32"],
+) -> None:
+    """Raises unless pyengine, whose coarsest weights are `our_format`, computes the peer's
+    embeddings [batch, dim] (its weights in `their_format`) within what the two roundings
+    allow: 1e-4 per entry when neither rounds, else each sentence's cosine similarity."""
+    budgets = cosine_budget(our_format), cosine_budget(their_format)
+    if budgets == (0.0, 0.0):
         diff = float(np.abs(theirs - ours).max())
         if not diff <= FP32_MAX_ABS_DIFF:  # NaN fails too
             raise AssertionError(f"{peer} disagrees with pyengine (float32 weights) by {diff}")
         return
+    min_cosine = 1.0 - (np.sqrt(budgets[0]) + np.sqrt(budgets[1])) ** 2
     a, b = theirs.astype(np.float64), ours.astype(np.float64)
     cosine = (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
     worst = float(cosine.min())
-    if not worst >= BF16_MIN_COSINE:  # NaN fails too
+    if not worst >= min_cosine:  # NaN fails too
         raise AssertionError(
-            f"{peer} disagrees with pyengine ({dtype} weights): cosine similarity {worst:.6f} "
-            f"< {BF16_MIN_COSINE}"
+            f"{peer} ({their_format.name} weights) disagrees with pyengine ({our_format.name} "
+            f"weights): cosine similarity {worst:.6f} < {min_cosine:.6f}"
         )
 
 
@@ -148,9 +176,9 @@ def run(
     folder: Path,
     threads_list,
     *,
-    dtypes=DTYPES,
+    dtypes=DEFAULT_DTYPES,
     models=None,
-    peers=("torch", "onnxruntime"),
+    peers=None,
     quick=False,
     repeat=7,
     workdir: Path | None = None,
@@ -159,27 +187,32 @@ def run(
     """all-MiniLM-L6-v2-style workloads: throughput in sentences/s, batch-1 latency in ms, for
     the encoder in `folder` (a sentence-transformers or Hugging Face folder): one pyengine model
     per weight dtype in `dtypes` (`models` may hold ready ones, {dtype: model}; the others are
-    loaded from `folder`). Each peer is measured once per workload and thread count and its
-    samples appear in every dtype's Result."""
+    loaded from `folder`). `peers`: of "torch", "torch-bf16", "onnxruntime" (default: those
+    installed, torch-bf16 only on a CPU with bf16 hardware). Each peer is measured once per
+    workload and thread count and its samples appear in every dtype's Result."""
     import tempfile
 
+    peers = default_peers("encoder") if peers is None else peers
     models = load_models(
         folder, dtypes, models, progress=progress, message=f"encoder: loading {Path(folder).name}"
     )
     first = next(iter(models.values()))
     workdir = workdir or Path(tempfile.mkdtemp(prefix="pyengine-bench-"))
-    torch_peer = TorchPeer(folder) if "torch" in peers else None
+    torch_peers = [
+        TorchPeer(folder, dtype)
+        for dtype, name in (("float32", "torch"), ("bfloat16", "torch-bf16"))
+        if name in peers
+    ]
+    formats = {dtype: coarsest_format(model) for dtype, model in models.items()}
     results = []
     for threads in threads_list:
-        engines = {}
-        if "torch" in peers:
-            engines["torch"] = torch_peer.embed
+        engines = {p.name: p for p in torch_peers}
         if "onnxruntime" in peers:
             if progress:
                 progress("encoder: exporting to ONNX")
             engines["onnxruntime"] = OnnxRuntimePeer(
                 folder, workdir, threads, first.pooling_modes, first.normalize
-            ).embed
+            )
         for kind, batch, length in QUICK_WORKLOADS if quick else WORKLOADS:
             label = f"{first.config.architecture} {kind} {batch}x{length}"
             if progress:
@@ -189,14 +222,15 @@ def run(
             pyengine.set_num_threads(threads)
             try:
                 with peer_threads(threads):
-                    theirs = {name: fn(feats) for name, fn in engines.items()}
+                    theirs = {name: p.embed(feats) for name, p in engines.items()}
                     for dtype, model in models.items():
                         ours = pyengine_embed(model, feats)
                         for name, out in theirs.items():
-                            check_agreement(name, out, ours, dtype)
+                            check_agreement(name, out, ours, formats[dtype], engines[name].format)
                     # the peers, once: their sample lists are shared by every dtype's Result
                     peer_samples = {
-                        name: time_embed(fn, feats, repeat).samples for name, fn in engines.items()
+                        name: time_embed(p.embed, feats, repeat).samples
+                        for name, p in engines.items()
                     }
                     timings = {
                         dtype: time_embed(lambda f, m=model: pyengine_embed(m, f), feats, repeat)
@@ -205,17 +239,18 @@ def run(
             finally:
                 pyengine.set_num_threads(previous)
             for dtype, timing in timings.items():
+                model = models[dtype]
                 samples = {"pyengine": timing.samples, **peer_samples}
                 unit, work = ("sent/s", batch) if kind == "throughput" else ("ms", 1)
                 results.append(
                     Result(
                         "encoder",
-                        workload_label(label, dtype),
+                        workload_label(label, dtype, model),
                         threads,
                         unit,
                         work,
                         samples,
-                        notes=dtype_notes(dtype, peer_samples),
+                        notes=dtype_notes(dtype, peer_samples, model),
                     )
                 )
     return results

@@ -33,6 +33,22 @@ def measure_limits(threads: int, *, stream_bytes: int = 1 << 30) -> MachineLimit
     return MachineLimits(threads, peak, bandwidth, tiles)
 
 
+L3_SIZE_FILE = "/sys/devices/system/cpu/cpu0/cache/index3/size"
+
+
+def last_level_cache_bytes(path: str = L3_SIZE_FILE) -> int | None:
+    """The L3 cache of cpu0 as Linux reports it ("32768K"), in bytes; None where there is no
+    such file (no L3, or not Linux) or it cannot be read."""
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError:
+        return None
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:].upper(), 1)
+    digits = text[:-1] if scale > 1 else text
+    return int(digits) * scale if digits.isdigit() else None
+
+
 def describe_machine() -> dict:
     info = cpu_info()
     return {

@@ -15,6 +15,13 @@ PEERS = {
         'pip install "torch==2.13.0" transformers sentence-transformers accelerate',
         ("kernels", "encoder", "decoder"),
     ),
+    # the same transformers / sentence-transformers model with bf16 weights: torch at its
+    # best where the CPU multiplies bf16 natively (AVX512-BF16, AMX)
+    "torch-bf16": (
+        ("torch", "transformers", "sentence_transformers", "accelerate"),
+        'pip install "torch==2.13.0" transformers sentence-transformers accelerate',
+        ("encoder", "decoder"),
+    ),
     "onnxruntime": (
         ("onnxruntime", "onnx", "onnxscript", "torch", "transformers"),
         "pip install onnxruntime onnx onnxscript",
@@ -41,8 +48,43 @@ PEERS = {
 }
 
 
+# what each peer computes with, where its name does not say it (notes of rows whose pyengine
+# weights differ)
+PEER_PRECISION = {
+    "numpy": "fp32",
+    "torch": "fp32",
+    "onnxruntime": "fp32",
+    "llama.cpp": "on the GGUF's blocks",
+    "llama.cpp-server": "on the GGUF's blocks",
+}
+
+
 def peer_installed(name: str) -> bool:
     return all(installed(m) for m in PEERS[name][0])
+
+
+def default_peers(suite: str) -> list[str]:
+    """The peers a suite runs when none are named: every installed one that takes part in it,
+    less those skipped by default on this CPU (peer_skipped_by_default)."""
+    return [
+        p
+        for p, (_, _, suites) in PEERS.items()
+        if suite in suites and peer_installed(p) and peer_skipped_by_default(p) is None
+    ]
+
+
+def peer_skipped_by_default(name: str) -> str | None:
+    """Why an installed peer is left out unless --peers names it, or None. torch-bf16 without
+    bf16 hardware: torch converts every bf16 product to fp32 and back (all-MiniLM-L6-v2 on an
+    AVX2 CPU: 8x slower than torch fp32), which is not torch at its best and costs minutes."""
+    if name != "torch-bf16":
+        return None
+    from pyengine import cpu_info
+
+    features = cpu_info()["features"]
+    if features.get("avx512_bf16") or features.get("amx_bf16"):
+        return None
+    return "no bf16 hardware (AVX512-BF16, AMX) on this CPU, where torch emulates bf16"
 
 
 def peer_versions() -> dict[str, str]:

@@ -29,6 +29,8 @@ def _grouped_notes(results) -> list[str]:
 
 def table(results: list[Result], markdown: bool = False) -> str:
     peers = sorted({p for r in results for p in r.peers})
+    # several peers on a row (torch and torch-bf16, llama.cpp): the ratio to the fastest one
+    best = any(len(r.peers) > 1 for r in results)
     header = [
         "suite",
         "workload",
@@ -38,6 +40,7 @@ def table(results: list[Result], markdown: bool = False) -> str:
         "±",
         *peers,
         *(f"vs {p}" for p in peers),
+        *(["vs best"] if best else []),
         "% of limit",
     ]
     rows = []
@@ -52,6 +55,9 @@ def table(results: list[Result], markdown: bool = False) -> str:
         ]
         cells += [_fmt(r.figure(p)) if p in r.samples else "-" for p in peers]
         cells += [f"{r.speedup(p):.2f}x" if p in r.samples else "-" for p in peers]
+        if best:
+            b = r.best_peer()
+            cells.append(f"{r.speedup(b):.2f}x {b}" if b else "-")
         frac = r.of_limit()
         cells.append(f"{100 * frac:.0f}% {r.limit_kind}" if frac is not None else "")
         rows.append(cells)
@@ -71,7 +77,8 @@ def table(results: list[Result], markdown: bool = False) -> str:
     lines.append("")
     lines.append(
         "vs X: how many times faster pyengine is than X (same run, same threads, medians); "
-        "±: interquartile range / median of pyengine's samples"
+        + ("vs best: than the row's fastest peer; " if best else "")
+        + "±: interquartile range / median of pyengine's samples"
     )
     return "\n".join(lines)
 

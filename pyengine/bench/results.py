@@ -25,7 +25,8 @@ class Result:
     work: float
     samples: dict[str, list[float]]
     limit: float | None = None
-    limit_kind: str | None = None  # "FMA peak" | "bandwidth"
+    # "FMA peak" | "AMX bf16 peak" | "bandwidth" | "bandwidth (cache-resident: ...)"
+    limit_kind: str | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -47,6 +48,10 @@ class Result:
         """How many times faster pyengine is than `peer` (> 1: pyengine wins)."""
         return self.median(peer) / self.median("pyengine")
 
+    def best_peer(self) -> str | None:
+        """The fastest peer on this row (lowest median), None without peers."""
+        return min(self.peers, key=self.median, default=None)
+
     def of_limit(self) -> float | None:
         if self.limit is None or self.latency:
             return None
@@ -64,6 +69,7 @@ class Result:
         d = asdict(self)
         d["figures"] = {e: self.figure(e) for e in self.samples}
         d["speedup"] = {p: self.speedup(p) for p in self.peers}
+        d["best_peer"] = self.best_peer()
         d["of_limit"] = self.of_limit()
         return d
 

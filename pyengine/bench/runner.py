@@ -4,7 +4,8 @@ and how it compares with the engines one would otherwise use, all measured in on
     pyengine-bench                                  the default suites on the default models
     pyengine-bench --quick                          a smoke run (under a minute)
     pyengine-bench --suite decoder --threads 1,2 --json run.json --plot run.png --markdown
-    pyengine-bench --dtypes bfloat16                pyengine with bf16 weights only
+    pyengine-bench --dtypes auto,float32,bfloat16,int8,q4   every weight dtype
+    pyengine-bench --peers torch,torch-bf16         torch in fp32 and in bf16 only
     pyengine-bench --suite serve --threads 4        `pyengine serve` under 1-64 streaming clients
     pyengine-bench --compare old.json new.json      change per workload, regressions flagged
 """
@@ -12,6 +13,7 @@ and how it compares with the engines one would otherwise use, all measured in on
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -19,7 +21,8 @@ import time
 SUITES = ("kernels", "encoder", "decoder", "serve")
 # serve starts servers and runs for minutes: only when asked for
 DEFAULT_SUITES = ("kernels", "encoder", "decoder")
-DEFAULT_DTYPES = "float32,bfloat16"
+# the suites that load pyengine models, by module; each has its DEFAULT_DTYPES
+DTYPE_SUITES = {"encoder": "encoder_suite", "decoder": "decoder_suite", "serve": "serve_suite"}
 DEFAULT_MODELS = {
     "encoder": "all-minilm-l6-v2",
     "decoder": "smollm2-135m-instruct",
@@ -66,10 +69,10 @@ def _parse_args(argv):
     )
     p.add_argument(
         "--dtypes",
-        default=DEFAULT_DTYPES,
         help="comma-separated weight dtypes of pyengine's models in the encoder, decoder and "
-        "serve suites, one row each next to the same peer measurement (default: "
-        f"{DEFAULT_DTYPES})",
+        "serve suites (auto, float32, bfloat16, int8, q4), one row each next to the same peer "
+        "measurement (default per suite: encoder float32,bfloat16,int8; decoder "
+        "auto,bfloat16,float32; serve float32,bfloat16)",
     )
     p.add_argument("--quick", action="store_true", help="small workloads, a smoke run")
     p.add_argument("--repeat", type=int, default=None, help="timed samples per workload")
@@ -103,6 +106,13 @@ def _models_by_suite(models, suites):
     return chosen
 
 
+def suite_dtypes(suite: str, dtypes: list[str] | None) -> list[str]:
+    """The weight dtypes `suite` runs: --dtypes when given, else the suite's defaults."""
+    if dtypes is not None:
+        return dtypes
+    return list(importlib.import_module(f"pyengine.bench.{DTYPE_SUITES[suite]}").DEFAULT_DTYPES)
+
+
 def main(argv=None) -> int:
     args = _parse_args(argv)
     from pyengine.bench import report
@@ -119,7 +129,12 @@ def main(argv=None) -> int:
     from pyengine.bench import decoder_suite, encoder_suite, gemm_suite
     from pyengine.bench.dtypes import parse_dtypes
     from pyengine.bench.machine import describe_machine, measure_limits
-    from pyengine.bench.peers import PEERS, peer_installed, peer_versions
+    from pyengine.bench.peers import (
+        PEERS,
+        peer_installed,
+        peer_skipped_by_default,
+        peer_versions,
+    )
 
     suites = [s.strip() for s in args.suite.split(",") if s.strip()]
     unknown = [s for s in suites if s not in SUITES]
@@ -132,12 +147,15 @@ def main(argv=None) -> int:
         print(f"pyengine-bench: unknown peer(s) {bad}; choose from {list(PEERS)}", file=sys.stderr)
         return 2
     try:
-        dtypes = parse_dtypes(args.dtypes)
+        dtypes = parse_dtypes(args.dtypes) if args.dtypes else None
     except ValueError as e:
         print(f"pyengine-bench: {e}", file=sys.stderr)
         return 2
     peers = [p for p in requested if peer_installed(p)]
     missing = [p for p in requested if p not in peers]
+    skipped = {} if args.peers else {p: peer_skipped_by_default(p) for p in peers}
+    skipped = {p: why for p, why in skipped.items() if why}
+    peers = [p for p in peers if p not in skipped]
     threads = (
         [int(t) for t in args.threads.split(",")] if args.threads else [pyengine.get_num_threads()]
     )
@@ -163,8 +181,15 @@ def main(argv=None) -> int:
     print("# versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     for p in missing:
         print(f"# peer {p}: not installed ({PEERS[p][1]})")
-    if {"encoder", "decoder", "serve"} & set(suites):
-        print(f"# pyengine weights: {', '.join(dtypes)} (each next to the same peer samples)")
+    for p, why in skipped.items():
+        print(f"# peer {p}: not run by default: {why} (name it in --peers to run it)")
+    weights = {s: suite_dtypes(s, dtypes) for s in suites if s in DTYPE_SUITES}
+    if weights:
+        print(
+            "# pyengine weights: "
+            + "; ".join(f"{s} {', '.join(d)}" for s, d in weights.items())
+            + " (each next to the same peer samples)"
+        )
 
     models = _models_by_suite(args.models, suites)
     results = []
@@ -186,7 +211,7 @@ def main(argv=None) -> int:
                 results += encoder_suite.run(
                     resolve(m),
                     threads,
-                    dtypes=dtypes,
+                    dtypes=weights[suite],
                     peers=suite_peers,
                     quick=args.quick,
                     repeat=repeat,
@@ -198,7 +223,7 @@ def main(argv=None) -> int:
                     m,
                     threads,
                     limits,
-                    dtypes=dtypes,
+                    dtypes=weights[suite],
                     peers=suite_peers,
                     quick=args.quick,
                     repeat=repeat,
@@ -211,7 +236,7 @@ def main(argv=None) -> int:
                 results += serve_suite.run(
                     m,
                     threads,
-                    dtypes=dtypes,
+                    dtypes=weights[suite],
                     peers=suite_peers,
                     quick=args.quick,
                     progress=progress,

@@ -306,11 +306,16 @@ def rows(label, n, threads, dtype, loads: dict[str, Load], one_stream, notes=())
     return out
 
 
+# one server process per dtype and thread count, minutes each: "auto" (the GGUF's blocks),
+# int8 and q4 by --dtypes
+DEFAULT_DTYPES = ("float32", "bfloat16")
+
+
 def run(
     source,
     threads_list,
     *,
-    dtypes=("float32",),
+    dtypes=DEFAULT_DTYPES,
     peers=(PEER,),
     quick=False,
     clients=None,

@@ -109,7 +109,14 @@ def test_dequantize_matches_gguf_exactly(isa, name):
         np.testing.assert_array_equal(lin.dequantize(), want)
         ids = np.array([0, 32, 5, 5, 17], np.int64)
         np.testing.assert_array_equal(lin.embedding(ids), want[ids])
-        assert lin.packed_nbytes == raw.nbytes and lin.row_bytes == raw.shape[1]
+        # x8 layout: groups of 8 rows; Q4_K's scales unpacked to bytes (1184 per 8 x 144)
+        rows = -(-33 // 8) * 8 if lin.interleaved else 33
+        stored = rows * raw.shape[1]
+        if lin.interleaved and name == "Q4_K":
+            stored = stored * 1184 // 1152
+        assert lin.packed_nbytes == stored and lin.row_bytes == raw.shape[1]
+        x8 = ("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q6_K")
+        assert lin.interleaved == (isa != "generic" and name in x8)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -256,6 +256,305 @@ void dot(const QuantDotArgs& a) {
   }
 }
 
+// ---- x8 layout (kernels/quant_kernels.h): 8 rows per pass, scales as vectors --------------
+
+inline __m128i load16(const uint8_t* p) {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+}
+inline __m256i load32(const uint8_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+// Stores one group's 8 results (natural row order) with the epilogue, rows < n_valid only.
+inline void store_group(const QuantDotArgs& a, int r, int j0, int n_valid, __m256 v) {
+  alignas(32) float out[8];
+  _mm256_store_ps(out, v);
+  float* y = a.y + size_t(r) * a.ldy + j0;
+  for (int i = 0; i < n_valid; ++i) {
+    float o = out[i];
+    if (a.ep != nullptr) {
+      if (a.ep->bias != nullptr) o += a.ep->bias[j0 + i];
+      if (a.ep->residual != nullptr) o += a.ep->residual[size_t(r) * a.ep->ldr + j0 + i];
+    }
+    y[i] = o;
+  }
+}
+
+// Q4_0 / Q4_1 / Q5_0 / Q5_1: each 32-byte load holds two rows' nibbles; the low nibbles
+// (values 0..15 of both rows) meet x[0:16] broadcast to both lanes, the high ones x[16:32], so
+// one vpmaddwd leaves 4 partial sums of each of the two rows; two rounds of vphaddd reduce 8
+// rows to one vector, in the order 0 2 4 6 1 3 5 7 (the scales are stored in that order). Q5's
+// fifth bits: the two rows' 32-bit masks side by side, each bit spread to a byte of 16.
+template <bool kOffset, bool kFive, int R>
+void dot_x8_q4_rows(const QuantDotArgs& a, int r0) {
+  constexpr int kHigh = kOffset ? 32 : 16;           // Q5: the 8 rows' high bits
+  constexpr int kQuants = kHigh + (kFive ? 32 : 0);  // the 8 rows' nibbles
+  constexpr int kBlock = kQuants + 128;
+  constexpr float kCentre = kFive ? -16.0f : -8.0f;  // Q4_0/Q5_0: m = -8 d / -16 d
+  // byte l of the low lane <- byte l / 8 of the first row's mask, of the high lane <- of the
+  // second row's (bytes 4..7); values 16..31 use mask bytes 2, 3 (6, 7)
+  const __m256i spread_lo = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 4, 4,
+                                             4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5);
+  const __m256i spread_hi = _mm256_add_epi8(spread_lo, _mm256_set1_epi8(2));
+  const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201ull));
+  const __m256i sixteen = _mm256_set1_epi8(16);
+  const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+  const __m256i natural = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  const int groups = (a.n + 7) / 8;
+  for (int g = 0; g < groups; ++g) {
+    const uint8_t* grp = a.w + size_t(g) * a.w_stride;
+    __m256 acc[R], macc[R];
+    for (int r = 0; r < R; ++r) acc[r] = macc[r] = _mm256_setzero_ps();
+    for (int b = 0; b < a.kb; ++b) {
+      const uint8_t* blk = grp + size_t(b) * kBlock;
+      for (int off = 0; off < kBlock; off += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(blk + 2048 + off), _MM_HINT_T1);
+      }
+      const __m256 d8 = _mm256_cvtph_ps(load16(blk));
+      const __m256 m8 =
+          kOffset ? _mm256_cvtph_ps(load16(blk + 16)) : _mm256_mul_ps(d8, _mm256_set1_ps(kCentre));
+      __m256i xlo[R], xhi[R], pair[4][R];
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* x = reinterpret_cast<const uint8_t*>(a.xq) +
+                           (size_t(r0 + r) * a.x_stride + size_t(b)) * kQuantSub;
+        xlo[r] = _mm256_broadcastsi128_si256(load16(x));
+        xhi[r] = _mm256_broadcastsi128_si256(load16(x + 16));
+      }
+      for (int p = 0; p < 4; ++p) {
+        const __m256i v = load32(blk + kQuants + 32 * p);
+        __m256i lo = _mm256_and_si256(v, m4);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        if constexpr (kFive) {
+          int64_t masks;
+          std::memcpy(&masks, blk + kHigh + 8 * p, 8);
+          const __m256i qh = _mm256_set1_epi64x(masks);
+          const auto high = [&](__m256i spread) {
+            const __m256i v8 = _mm256_and_si256(_mm256_shuffle_epi8(qh, spread), bit);
+            return _mm256_and_si256(_mm256_cmpeq_epi8(v8, bit), sixteen);
+          };
+          lo = _mm256_or_si256(lo, high(spread_lo));
+          hi = _mm256_or_si256(hi, high(spread_hi));
+        }
+        for (int r = 0; r < R; ++r) {
+          const __m256i s16 =
+              _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo[r]), _mm256_maddubs_epi16(hi, xhi[r]));
+          pair[p][r] = _mm256_madd_epi16(s16, ones);
+        }
+      }
+      for (int r = 0; r < R; ++r) {
+        const size_t xb = size_t(r0 + r) * a.x_stride + size_t(b);
+        const __m256i sums = _mm256_hadd_epi32(_mm256_hadd_epi32(pair[0][r], pair[1][r]),
+                                               _mm256_hadd_epi32(pair[2][r], pair[3][r]));
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums),
+                                 _mm256_mul_ps(d8, _mm256_set1_ps(a.xd[xb])), acc[r]);
+        macc[r] = _mm256_fmadd_ps(m8, _mm256_set1_ps(a.xs[xb]), macc[r]);
+      }
+    }
+    const int valid = a.n - 8 * g < 8 ? a.n - 8 * g : 8;
+    for (int r = 0; r < R; ++r) {
+      const __m256 v = _mm256_permutevar8x32_ps(_mm256_add_ps(acc[r], macc[r]), natural);
+      store_group(a, r0 + r, 8 * g, valid, v);
+    }
+  }
+}
+
+// Q8_0: one row per 32-byte load (sign trick); hadd pairs of rows, then of pairs, then the
+// two lanes: the 8 rows' sums in natural order.
+template <int R>
+void dot_x8_q8_rows(const QuantDotArgs& a, int r0) {
+  constexpr int kBlock = 272;
+  const __m256i ones = _mm256_set1_epi16(1);
+  const int groups = (a.n + 7) / 8;
+  for (int g = 0; g < groups; ++g) {
+    const uint8_t* grp = a.w + size_t(g) * a.w_stride;
+    __m256 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+    for (int b = 0; b < a.kb; ++b) {
+      const uint8_t* blk = grp + size_t(b) * kBlock;
+      for (int off = 0; off < kBlock; off += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(blk + 2048 + off), _MM_HINT_T1);
+      }
+      const __m256 d8 = _mm256_cvtph_ps(load16(blk));
+      __m256i x[R], h[4][R];
+      for (int r = 0; r < R; ++r) {
+        x[r] = load32(reinterpret_cast<const uint8_t*>(a.xq) +
+                      (size_t(r0 + r) * a.x_stride + size_t(b)) * kQuantSub);
+      }
+      for (int p = 0; p < 4; ++p) {
+        const __m256i w0 = load32(blk + 16 + 64 * p), w1 = load32(blk + 48 + 64 * p);
+        const __m256i a0 = _mm256_sign_epi8(w0, w0), a1 = _mm256_sign_epi8(w1, w1);
+        for (int r = 0; r < R; ++r) {
+          const __m256i p0 =
+              _mm256_madd_epi16(_mm256_maddubs_epi16(a0, _mm256_sign_epi8(x[r], w0)), ones);
+          const __m256i p1 =
+              _mm256_madd_epi16(_mm256_maddubs_epi16(a1, _mm256_sign_epi8(x[r], w1)), ones);
+          h[p][r] = _mm256_hadd_epi32(p0, p1);
+        }
+      }
+      for (int r = 0; r < R; ++r) {
+        const size_t xb = size_t(r0 + r) * a.x_stride + size_t(b);
+        const __m256i e = _mm256_hadd_epi32(h[0][r], h[1][r]);
+        const __m256i f = _mm256_hadd_epi32(h[2][r], h[3][r]);
+        const __m256i sums = _mm256_add_epi32(_mm256_permute2x128_si256(e, f, 0x20),
+                                              _mm256_permute2x128_si256(e, f, 0x31));
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums),
+                                 _mm256_mul_ps(d8, _mm256_set1_ps(a.xd[xb])), acc[r]);
+      }
+    }
+    const int valid = a.n - 8 * g < 8 ? a.n - 8 * g : 8;
+    for (int r = 0; r < R; ++r) store_group(a, r0 + r, 8 * g, valid, acc[r]);
+  }
+}
+
+// Sums of 8 rows' vectors of 8 int32 partial sums (h[p] = hadd(row 2p, row 2p + 1)), in
+// natural row order.
+inline __m256i reduce_rows(const __m256i h[4]) {
+  const __m256i e = _mm256_hadd_epi32(h[0], h[1]);
+  const __m256i f = _mm256_hadd_epi32(h[2], h[3]);
+  return _mm256_add_epi32(_mm256_permute2x128_si256(e, f, 0x20),
+                          _mm256_permute2x128_si256(e, f, 0x31));
+}
+
+inline __m256 bytes8_to_ps(const uint8_t* p) {
+  return _mm256_cvtepi32_ps(
+      _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+
+// Q4_K (x8 layout, kernels/common/quant_blocks.h): one 32-byte load per row holds two
+// sub-blocks (low nibbles: sub-block 2c, high: 2c + 1), each a full row vector against its
+// activation sub-block; the 8 rows' scales and mins of a sub-block are one 8-byte load.
+template <int R>
+void dot_x8_q4k_rows(const QuantDotArgs& a, int r0) {
+  constexpr int kBlock = quant::kQ4KX8Bytes;
+  const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+  const int groups = (a.n + 7) / 8, supers = a.kb / 8;
+  for (int g = 0; g < groups; ++g) {
+    const uint8_t* grp = a.w + size_t(g) * a.w_stride;
+    __m256 acc[R], macc[R];
+    for (int r = 0; r < R; ++r) acc[r] = macc[r] = _mm256_setzero_ps();
+    for (int sb = 0; sb < supers; ++sb) {
+      const uint8_t* blk = grp + size_t(sb) * kBlock;
+      const __m256 d8 = _mm256_cvtph_ps(load16(blk));
+      const __m256 dmin8 = _mm256_cvtph_ps(load16(blk + 16));
+      for (int c = 0; c < 4; ++c) {
+        for (int off = 0; off < 320; off += 64) {
+          _mm_prefetch(reinterpret_cast<const char*>(blk + 2048 + 320 * c + off), _MM_HINT_T1);
+        }
+        const int s0 = 2 * c, s1 = 2 * c + 1;
+        __m256i xlo[R], xhi[R], hl[4][R], hh[4][R];
+        for (int r = 0; r < R; ++r) {
+          const uint8_t* x = reinterpret_cast<const uint8_t*>(a.xq) +
+                             (size_t(r0 + r) * a.x_stride + size_t(8 * sb + s0)) * kQuantSub;
+          xlo[r] = load32(x);
+          xhi[r] = load32(x + kQuantSub);
+        }
+        for (int p = 0; p < 4; ++p) {
+          const __m256i v0 = load32(blk + 160 + 128 * (2 * p) + 32 * c);
+          const __m256i v1 = load32(blk + 160 + 128 * (2 * p + 1) + 32 * c);
+          const __m256i l0 = _mm256_and_si256(v0, m4), l1 = _mm256_and_si256(v1, m4);
+          const __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), m4);
+          const __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), m4);
+          for (int r = 0; r < R; ++r) {
+            hl[p][r] = _mm256_hadd_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(l0, xlo[r]), ones),
+                                         _mm256_madd_epi16(_mm256_maddubs_epi16(l1, xlo[r]), ones));
+            hh[p][r] = _mm256_hadd_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(h0, xhi[r]), ones),
+                                         _mm256_madd_epi16(_mm256_maddubs_epi16(h1, xhi[r]), ones));
+          }
+        }
+        const __m256 sc0 = _mm256_mul_ps(d8, bytes8_to_ps(blk + 32 + 8 * s0));
+        const __m256 sc1 = _mm256_mul_ps(d8, bytes8_to_ps(blk + 32 + 8 * s1));
+        const __m256 mn0 = _mm256_mul_ps(dmin8, bytes8_to_ps(blk + 96 + 8 * s0));
+        const __m256 mn1 = _mm256_mul_ps(dmin8, bytes8_to_ps(blk + 96 + 8 * s1));
+        for (int r = 0; r < R; ++r) {
+          __m256i lo4[4], hi4[4];
+          for (int p = 0; p < 4; ++p) lo4[p] = hl[p][r], hi4[p] = hh[p][r];
+          const size_t xb = size_t(r0 + r) * a.x_stride + size_t(8 * sb + s0);
+          acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce_rows(lo4)),
+                                   _mm256_mul_ps(sc0, _mm256_set1_ps(a.xd[xb])), acc[r]);
+          acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce_rows(hi4)),
+                                   _mm256_mul_ps(sc1, _mm256_set1_ps(a.xd[xb + 1])), acc[r]);
+          macc[r] = _mm256_fmadd_ps(mn0, _mm256_set1_ps(a.xs[xb]), macc[r]);
+          macc[r] = _mm256_fmadd_ps(mn1, _mm256_set1_ps(a.xs[xb + 1]), macc[r]);
+        }
+      }
+    }
+    const int valid = a.n - 8 * g < 8 ? a.n - 8 * g : 8;
+    for (int r = 0; r < R; ++r)
+      store_group(a, r0 + r, 8 * g, valid, _mm256_sub_ps(acc[r], macc[r]));
+  }
+}
+
+// Q6_K (x8 layout): one row vector per sub-block (6-bit values centred by -32, sign trick);
+// the per-16 int scales of the 8 rows, side by side in the layout, are spread to each row's
+// two halves by one byte shuffle and applied in vpmaddwd, so the integer sums stay exact.
+template <int R>
+void dot_x8_q6k_rows(const QuantDotArgs& a, int r0) {
+  constexpr int kBlock = 1680;
+  const __m256i m4 = _mm256_set1_epi8(15), three = _mm256_set1_epi8(3);
+  const __m256i c32 = _mm256_set1_epi8(32);
+  const int groups = (a.n + 7) / 8, supers = a.kb / 8;
+  for (int g = 0; g < groups; ++g) {
+    const uint8_t* grp = a.w + size_t(g) * a.w_stride;
+    __m256 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+    for (int sb = 0; sb < supers; ++sb) {
+      const uint8_t* blk = grp + size_t(sb) * kBlock;
+      const __m256 d8 = _mm256_cvtph_ps(load16(blk));
+      for (int s = 0; s < 8; ++s) {
+        for (int off = 0; off < 256; off += 64) {
+          _mm_prefetch(reinterpret_cast<const char*>(blk + 2048 + 210 * s + off), _MM_HINT_T1);
+        }
+        const int h = s / 4, t = s % 4;
+        // int16 lanes 0..7: scale 8h + 2t of rows 0..7; lanes 8..15: scale 8h + 2t + 1
+        const __m256i sc = _mm256_cvtepi8_epi16(load16(blk + 16 + 8 * (8 * h + 2 * t)));
+        const __m128i shift = _mm_cvtsi32_si128(2 * t);
+        __m256i x[R], hsum[4][R];
+        for (int r = 0; r < R; ++r) {
+          x[r] = load32(reinterpret_cast<const uint8_t*>(a.xq) +
+                        (size_t(r0 + r) * a.x_stride + size_t(8 * sb + s)) * kQuantSub);
+        }
+        for (int p = 0; p < 4; ++p) {
+          __m256i prod[2][R];
+          for (int k = 0; k < 2; ++k) {
+            const int i = 2 * p + k;
+            const __m256i ql = load32(blk + 144 + 128 * i + 64 * h + 32 * (t & 1));
+            const __m256i nib = (t >> 1) ? _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4)
+                                         : _mm256_and_si256(ql, m4);
+            const __m256i two = _mm256_and_si256(
+                _mm256_srl_epi16(load32(blk + 1168 + 64 * i + 32 * h), shift), three);
+            const __m256i q = _mm256_sub_epi8(_mm256_or_si256(nib, _mm256_slli_epi16(two, 4)), c32);
+            const __m256i sci =
+                _mm256_shuffle_epi8(sc, _mm256_set1_epi16(short(0x0100 + 0x0202 * i)));
+            const __m256i aq = _mm256_sign_epi8(q, q);
+            for (int r = 0; r < R; ++r) {
+              prod[k][r] =
+                  _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(x[r], q)), sci);
+            }
+          }
+          for (int r = 0; r < R; ++r) hsum[p][r] = _mm256_hadd_epi32(prod[0][r], prod[1][r]);
+        }
+        for (int r = 0; r < R; ++r) {
+          __m256i rows4[4];
+          for (int p = 0; p < 4; ++p) rows4[p] = hsum[p][r];
+          const size_t xb = size_t(r0 + r) * a.x_stride + size_t(8 * sb + s);
+          acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce_rows(rows4)),
+                                   _mm256_mul_ps(d8, _mm256_set1_ps(a.xd[xb])), acc[r]);
+        }
+      }
+    }
+    const int valid = a.n - 8 * g < 8 ? a.n - 8 * g : 8;
+    for (int r = 0; r < R; ++r) store_group(a, r0 + r, 8 * g, valid, acc[r]);
+  }
+}
+
+// Activation rows two at a time (more would spill the 16 vector registers).
+template <void (*One)(const QuantDotArgs&, int), void (*Two)(const QuantDotArgs&, int)>
+void dot_x8(const QuantDotArgs& a) {
+  int r = 0;
+  for (; r + 2 <= a.rows; r += 2) Two(a, r);
+  if (r < a.rows) One(a, r);
+}
+
 void quantize_act(int k, const float* x, int kb, int8_t* q, float* d, float* s) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   alignas(32) float tail[kQuantSub];
@@ -306,6 +605,13 @@ const QuantKernels& quant_kernels() {
       &quantize_act,
       {&dot<Q8_0>, &dot<Q4_0>, &dot<Q4_1>, &dot<Q5_0>, &dot<Q5_1>, &dot<QK45<false>>,
        &dot<QK45<true>>, &dot<Q6_K>},
+      {&dot_x8<&dot_x8_q8_rows<1>, &dot_x8_q8_rows<2>>,
+       &dot_x8<&dot_x8_q4_rows<false, false, 1>, &dot_x8_q4_rows<false, false, 2>>,
+       &dot_x8<&dot_x8_q4_rows<true, false, 1>, &dot_x8_q4_rows<true, false, 2>>,
+       &dot_x8<&dot_x8_q4_rows<false, true, 1>, &dot_x8_q4_rows<false, true, 2>>,
+       &dot_x8<&dot_x8_q4_rows<true, true, 1>, &dot_x8_q4_rows<true, true, 2>>,
+       &dot_x8<&dot_x8_q4k_rows<1>, &dot_x8_q4k_rows<2>>, nullptr,
+       &dot_x8<&dot_x8_q6k_rows<1>, &dot_x8_q6k_rows<2>>},
   };
   return table;
 }

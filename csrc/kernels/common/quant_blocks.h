@@ -148,4 +148,133 @@ inline void decode_sub(QuantType t, const uint8_t* blk, int sub, SubBlock& o) {
   }
 }
 
+// ---- the x8 layout (kernels/quant_kernels.h) of Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 --------------
+// One block of 8 rows, 8 * block_bytes bytes: the rows' d (fp16) at 2 * slot, Q4_1/Q5_1's m at
+// 16 + 2 * slot, Q5's 32 high bits per row (row order), then each row's quants (16 or 32 bytes)
+// in row order. The 4/5-bit slot order is the order the kernel's pairwise reduction yields the
+// rows' sums in: 0, 2, 4, 6, 1, 3, 5, 7.
+
+inline bool has_x8_layout(QuantType t) {
+  return t == QuantType::kQ8_0 || t == QuantType::kQ4_0 || t == QuantType::kQ4_1 ||
+         t == QuantType::kQ5_0 || t == QuantType::kQ5_1 || t == QuantType::kQ4_K ||
+         t == QuantType::kQ6_K;
+}
+
+// Q6_K's x8 block (1680 bytes, as 8 rows'): d[8] fp16 | scales[16][8 rows] int8 (the 8 rows'
+// scale j side by side) | ql[8 rows][128] | qh[8 rows][64].
+
+// Q4_K's x8 block (1184 bytes, 32 more than 8 rows' 1152: the 6-bit scales and mins unpacked
+// to bytes so that a sub-block's 8 scales are one 8-byte load):
+//   d[8] fp16 | dmin[8] fp16 | sc[8 sub-blocks][8 rows] u8 | mn[8][8] u8 | qs[8 rows][128]
+inline constexpr int kQ4KX8Bytes = 1184;
+
+inline int x8_block_bytes(QuantType t) {
+  return t == QuantType::kQ4_K ? kQ4KX8Bytes : 8 * quant_type_info(t).block_bytes;
+}
+
+// The 12 packed bytes of Q4_K's 6-bit scales and mins (inverse of k_scale_min).
+inline void k_pack_scales(const int sc[8], const int mn[8], uint8_t* s) {
+  for (int j = 0; j < 4; ++j) {
+    s[j] = uint8_t((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));
+    s[j + 4] = uint8_t((mn[j] & 63) | ((mn[j + 4] >> 4) << 6));
+    s[j + 8] = uint8_t((sc[j + 4] & 15) | ((mn[j + 4] & 15) << 4));
+  }
+}
+
+inline int x8_slot(QuantType t, int row) {
+  return t == QuantType::kQ8_0 ? row : (row % 2) * 4 + row / 2;
+}
+
+struct X8Fields {
+  int m = -1, qh = -1, qs;  // offsets in the format's block (-1: absent)
+  int qs_bytes;
+  int x_m = -1, x_qh = -1, x_qs;  // offsets in the x8 block
+};
+
+inline X8Fields x8_fields(QuantType t) {
+  X8Fields f;
+  const bool offset = t == QuantType::kQ4_1 || t == QuantType::kQ5_1;
+  const bool five = t == QuantType::kQ5_0 || t == QuantType::kQ5_1;
+  int at = 2, x_at = 16;
+  if (offset) {
+    f.m = at, f.x_m = x_at;
+    at += 2, x_at += 16;
+  }
+  if (five) {
+    f.qh = at, f.x_qh = x_at;
+    at += 4, x_at += 32;
+  }
+  f.qs = at, f.x_qs = x_at;
+  f.qs_bytes = t == QuantType::kQ8_0 ? 32 : 16;
+  return f;
+}
+
+// One x8 block from block b of 8 rows (src[i]: row i's block; nullptr: a zero padding row).
+inline void x8_pack(QuantType t, const uint8_t* const src[8], uint8_t* dst) {
+  static const uint8_t zeros[256] = {};
+  if (t == QuantType::kQ6_K) {
+    for (int i = 0; i < 8; ++i) {
+      const uint8_t* s = src[i] != nullptr ? src[i] : zeros;
+      std::memcpy(dst + 2 * i, s + 208, 2);
+      for (int j = 0; j < 16; ++j) dst[16 + 8 * j + i] = s[192 + j];
+      std::memcpy(dst + 144 + 128 * i, s, 128);
+      std::memcpy(dst + 1168 + 64 * i, s + 128, 64);
+    }
+    return;
+  }
+  if (t == QuantType::kQ4_K) {
+    for (int i = 0; i < 8; ++i) {
+      const uint8_t* s = src[i] != nullptr ? src[i] : zeros;
+      std::memcpy(dst + 2 * i, s, 2);
+      std::memcpy(dst + 16 + 2 * i, s + 2, 2);
+      for (int j = 0; j < 8; ++j) {
+        int sc, mn;
+        k_scale_min(s + 4, j, sc, mn);
+        dst[32 + 8 * j + i] = uint8_t(sc);
+        dst[96 + 8 * j + i] = uint8_t(mn);
+      }
+      std::memcpy(dst + 160 + 128 * i, s + 16, 128);
+    }
+    return;
+  }
+  const X8Fields f = x8_fields(t);
+  for (int i = 0; i < 8; ++i) {
+    const uint8_t* s = src[i] != nullptr ? src[i] : zeros;
+    const int slot = x8_slot(t, i);
+    std::memcpy(dst + 2 * slot, s, 2);
+    if (f.m >= 0) std::memcpy(dst + f.x_m + 2 * slot, s + f.m, 2);
+    if (f.qh >= 0) std::memcpy(dst + f.x_qh + 4 * i, s + f.qh, 4);
+    std::memcpy(dst + f.x_qs + f.qs_bytes * i, s + f.qs, size_t(f.qs_bytes));
+  }
+}
+
+// Row i's block, in the format's own layout, out of one x8 block.
+inline void x8_unpack(QuantType t, const uint8_t* src, int i, uint8_t* dst) {
+  if (t == QuantType::kQ6_K) {
+    std::memcpy(dst + 208, src + 2 * i, 2);
+    for (int j = 0; j < 16; ++j) dst[192 + j] = src[16 + 8 * j + i];
+    std::memcpy(dst, src + 144 + 128 * i, 128);
+    std::memcpy(dst + 128, src + 1168 + 64 * i, 64);
+    return;
+  }
+  if (t == QuantType::kQ4_K) {
+    std::memcpy(dst, src + 2 * i, 2);
+    std::memcpy(dst + 2, src + 16 + 2 * i, 2);
+    int sc[8], mn[8];
+    for (int j = 0; j < 8; ++j) {
+      sc[j] = src[32 + 8 * j + i];
+      mn[j] = src[96 + 8 * j + i];
+    }
+    k_pack_scales(sc, mn, dst + 4);
+    std::memcpy(dst + 16, src + 160 + 128 * i, 128);
+    return;
+  }
+  const X8Fields f = x8_fields(t);
+  const int slot = x8_slot(t, i);
+  std::memcpy(dst, src + 2 * slot, 2);
+  if (f.m >= 0) std::memcpy(dst + f.m, src + f.x_m + 2 * slot, 2);
+  if (f.qh >= 0) std::memcpy(dst + f.qh, src + f.x_qh + 4 * i, 4);
+  std::memcpy(dst + f.qs, src + f.x_qs + f.qs_bytes * i, size_t(f.qs_bytes));
+}
+
 }  // namespace pyengine::kernels::quant

@@ -66,6 +66,7 @@ const QuantKernels& quant_kernels() {
       {&dot<QuantType::kQ8_0>, &dot<QuantType::kQ4_0>, &dot<QuantType::kQ4_1>,
        &dot<QuantType::kQ5_0>, &dot<QuantType::kQ5_1>, &dot<QuantType::kQ4_K>,
        &dot<QuantType::kQ5_K>, &dot<QuantType::kQ6_K>},
+      {},  // no x8 kernels: rows stay in the file's layout
   };
   return table;
 }
