@@ -173,8 +173,9 @@ def add_dtype_argument(parser) -> None:
     parser.add_argument(
         "--dtype",
         choices=DTYPES,
-        default="float32",
-        help="how linear-layer weights are stored (bfloat16: half the bytes, ~1%% logit error)",
+        default="auto",
+        help="how linear-layer weights are stored (auto: as the file stores them, GGUF "
+        "quantized blocks run natively; int8/q4: quantized at load; bfloat16: half the bytes)",
     )
 
 

@@ -65,10 +65,17 @@ py::array require_index_array(const py::handle& obj, const char* name) {
                          std::string(py::str(py::type::of(obj).attr("__name__"))));
   }
   py::array a = py::reinterpret_borrow<py::array>(obj);
-  // By kind and size: int64 has two numpy type codes ('l', 'q') on LP64 platforms.
-  if (a.dtype().kind() != 'i' || (a.itemsize() != 4 && a.itemsize() != 8)) {
+  // By kind and size: int64 has two numpy type codes ('l', 'q') on LP64 platforms. Byte order
+  // native (x86 is little-endian): a big-endian '>i8' would be misread.
+  const py::dtype dt = a.dtype();
+  const bool native = dt.byteorder() == '=' || dt.byteorder() == '|' || dt.byteorder() == '<';
+  if (dt.kind() != 'i' || (dt.itemsize() != 4 && dt.itemsize() != 8)) {
     throw py::type_error(std::string(name) + " must have dtype int32 or int64, got " +
-                         std::string(py::str(a.dtype())));
+                         std::string(py::str(dt)));
+  }
+  if (!native) {
+    throw py::type_error(std::string(name) + " must be in native (little-endian) byte order, " +
+                         "got " + std::string(py::str(dt)) + "; use .astype(np.int64)");
   }
   return a;
 }

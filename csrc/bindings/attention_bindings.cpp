@@ -56,17 +56,8 @@ void check_context(int64_t start_pos, int64_t q_len, int64_t max_ctx) {
 std::vector<int64_t> key_bounds_arg(const py::object& obj, const char* name, py::ssize_t batch,
                                     int64_t fallback) {
   if (obj.is_none()) return std::vector<int64_t>(size_t(batch), fallback);
-  if (!py::isinstance<py::array>(obj)) {
-    throw py::type_error(std::string(name) + " must be a numpy.ndarray of int32 or int64, got " +
-                         std::string(py::str(py::type::of(obj).attr("__name__"))));
-  }
-  py::array a = py::reinterpret_borrow<py::array>(obj);
+  py::array a = require_index_array(obj, name);
   const py::dtype dt = a.dtype();
-  const bool native = dt.byteorder() == '=' || dt.byteorder() == '|' || dt.byteorder() == '<';
-  if (dt.kind() != 'i' || (dt.itemsize() != 4 && dt.itemsize() != 8) || !native) {
-    throw py::type_error(std::string(name) + " must have dtype int32 or int64, got " +
-                         std::string(py::str(dt)));
-  }
   require_shape(a, name, {batch});
   std::vector<int64_t> values(static_cast<size_t>(batch));
   const char* base = static_cast<const char*>(a.data());
@@ -204,15 +195,10 @@ py::array attention(const py::object& q_obj, const py::object& kc_obj, const py:
 // A C-contiguous int32 array of `shape` (native byte order): the engine's index arrays.
 const int32_t* int32_arg(const py::object& obj, const char* name,
                          const std::vector<py::ssize_t>& shape) {
-  if (!py::isinstance<py::array>(obj)) {
-    throw py::type_error(std::string(name) + " must be a numpy.ndarray of int32");
-  }
-  py::array a = py::reinterpret_borrow<py::array>(obj);
-  const py::dtype dt = a.dtype();
-  const bool native = dt.byteorder() == '=' || dt.byteorder() == '|' || dt.byteorder() == '<';
-  if (dt.kind() != 'i' || dt.itemsize() != 4 || !native) {
+  py::array a = require_index_array(obj, name);
+  if (a.itemsize() != 4) {
     throw py::type_error(std::string(name) + " must have dtype int32, got " +
-                         std::string(py::str(dt)));
+                         std::string(py::str(a.dtype())));
   }
   require_shape(a, name, shape);
   require_c_contiguous(a, name);

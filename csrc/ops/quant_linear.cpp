@@ -286,10 +286,31 @@ void QuantLinear::dot_path(int64_t rows, const float* x, size_t ldx, float* y, s
 
 void QuantLinear::widened_path(int64_t rows, const float* x, size_t ldx, float* y, size_t ldy,
                                const float* residual, size_t ldr) const {
-  const WidenContext ctx{this, f32_.nr};
+  runtime::ThreadPool& pool = runtime::ThreadPool::instance();
   const GemmArgs<float> g{
       rows, n_, k_, x, ldx, nullptr, y, ldy, has_bias() ? bias_.data() : nullptr, residual, ldr};
-  f32_gemm_blocked(f32_, g, F32PanelSource{&widened_slice, &ctx}, runtime::ThreadPool::instance());
+  const size_t packed = f32_packed_b_size(n_, k_, f32_.nr);
+  if (rows >= kDequantizeOnceRows && packed * sizeof(float) <= kDequantizeOnceBytes) {
+    // Many rows: the whole weight dequantized once, in parallel, into the fp32 kernels' panel
+    // layout (the slice source below would dequantize it again for every block of mc rows).
+    // The values and the blocking are the slice path's, so a row's result is the same either way.
+    float* b = runtime::thread_scratch<runtime::kScratchQuantDequantized>(packed);
+    const int nr = f32_.nr;
+    pool.parallel_for(ceil_div(n_, nr), [&](int64_t j) {
+      float* panel = b + size_t(j) * size_t(k_) * size_t(nr);
+      thread_local std::vector<float> row;
+      row.resize(size_t(k_));
+      for (int c = 0; c < nr; ++c) {
+        const int64_t r = j * nr + c;
+        if (r < n_) dequantize_row_at(r, row.data());
+        for (int64_t p = 0; p < k_; ++p) panel[size_t(p) * nr + c] = r < n_ ? row[size_t(p)] : 0.0f;
+      }
+    });
+    f32_gemm_blocked(f32_, g.with_b<float>(b), F32PanelSource{}, pool);
+    return;
+  }
+  const WidenContext ctx{this, f32_.nr};
+  f32_gemm_blocked(f32_, g, F32PanelSource{&widened_slice, &ctx}, pool);
 }
 
 void QuantLinear::gather_rows(const int64_t* ids, int64_t count, float* out, size_t ldo) const {

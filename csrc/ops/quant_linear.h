@@ -6,8 +6,9 @@
 //   dot:     few rows (decode). x is quantized per 32 values to int8 and each weight sub-block
 //            meets it in integer arithmetic: the weights are read once, as stored (the bytes a
 //            decode step reads are the file's bytes).
-//   widened: many rows (prefill, encoder batches). Slices of W are dequantized to fp32 into
-//            the fp32 micro-kernel's panel layout, once per block of rows, and x stays fp32.
+//   widened: many rows (prefill, encoder batches). W is dequantized to fp32 into the fp32
+//            micro-kernel's panel layout (whole, once per call, or slice by slice), and x
+//            stays fp32.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -88,6 +89,11 @@ class QuantLinear {
 
   // Up to this many rows run the dot path.
   static constexpr int64_t kDotMaxRows = 16;
+  // From this many rows on, a weight of at most kDequantizeOnceBytes as fp32 is dequantized
+  // whole, once per call, into per-thread scratch (larger ones, e.g. a 262k-row LM head, are
+  // dequantized slice by slice).
+  static constexpr int64_t kDequantizeOnceRows = 64;
+  static constexpr size_t kDequantizeOnceBytes = size_t(32) << 20;
 
  private:
   QuantLinear(QuantType t, int64_t n, int64_t k, const float* bias, cpu::IsaLevel level);

@@ -23,9 +23,10 @@ enum ScratchSlot : int {
   kScratchBf16Widened = 3,  // bf16 weights without tiles: one panel slice widened to fp32
   // attention: the partial states of one call (the calling thread's), written by its tasks
   kScratchAttentionStates = 4,
-  kScratchAttentionTile = 5,  // attention, tiled kernel: one task's packed rows and scores
-  kScratchQuantAct = 6,       // quantized weights, few rows: x quantized per 32 values
-  kScratchQuantWidened = 7,   // quantized weights, many rows: one panel slice dequantized
+  kScratchAttentionTile = 5,     // attention, tiled kernel: one task's packed rows and scores
+  kScratchQuantAct = 6,          // quantized weights, few rows: x quantized per 32 values
+  kScratchQuantWidened = 7,      // quantized weights, many rows: one panel slice dequantized
+  kScratchQuantDequantized = 8,  // quantized weights, many rows: the whole weight dequantized
 };
 
 }  // namespace pyengine::runtime

@@ -112,7 +112,7 @@ class DecoderModel:
 
     def _run(self, plan: Plan) -> None:
         if self.debug:
-            run_checked(plan, self._packer.reference_by_linear)
+            self.debug_report = run_checked(plan, self._packer.reference_by_linear)
         else:
             plan.run()
 

@@ -118,7 +118,7 @@ class EncoderModel:
         # output is discarded by pooling anyway).
         st.key_end[...] = np.maximum(lengths, 1)
         if self.debug:
-            run_checked(plan, self._packer.reference_by_linear)
+            self.debug_report = run_checked(plan, self._packer.reference_by_linear)
         else:
             plan.run()
         return plan.buffers["h"].reshape(batch, seq, -1).copy()

@@ -90,17 +90,3 @@ def run_checked(plan, reference_by_linear: dict) -> list[tuple[str, float]]:
                 f"vs reference scale {scale:.3g}"
             )
     return report
-
-
-def profile(plan, repeats: int = 3) -> dict[str, float]:
-    """Seconds per run spent in each op kind (linear, attention, ...), timing every bound call
-    of `plan` separately over `repeats` runs: where a forward pass spends its time."""
-    import time
-
-    totals: dict[str, float] = {}
-    for _ in range(repeats):
-        for step in plan.steps:
-            t0 = time.perf_counter()
-            step.call()
-            totals[step.op.kind] = totals.get(step.op.kind, 0.0) + time.perf_counter() - t0
-    return {kind: t / repeats for kind, t in sorted(totals.items(), key=lambda kv: -kv[1])}

@@ -57,6 +57,9 @@ def test_debug_mode_checks_every_op_against_rounded_operands(hf_checkpoint):
     # the other levels; 7 rows "tiles", or "widened" on generic/avx2, "gemv" on avx512
     for rows in (2, 7, 70):  # debug mode raises OpMismatch naming the first op off
         model.forward((np.arange(rows) % 50 + 1)[None])
+        checked = dict(model.debug_report)  # every op with a reference, the LM head last
+        assert len(checked) > 10 and "lm_head" in checked, sorted(checked)
+        assert max(checked.values()) <= 1e-4
 
 
 def test_smollm2_near_float32(smollm2_path):

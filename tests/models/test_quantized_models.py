@@ -86,8 +86,11 @@ def test_greedy_text_follows_float32_or_parts_at_a_near_tie(auto, fp32):
 def test_debug_mode_checks_every_op(smollm2_path):
     model = pyengine.load(smollm2_path, debug=True)
     ids = GOLDEN["prompt_ids"]
-    model.forward(np.array([ids[:5]]))  # few rows: the dot path, emulated by the reference
-    model.forward(np.array([ids + ids]))  # many rows: the widened path
+    for rows in (ids[:5], ids + ids):  # few rows: the dot path (activations quantized by the
+        model.forward(np.array([rows]))  # reference as by the kernel); many: the widened path
+        checked = dict(model.debug_report)
+        assert {"embed_tokens", "L0.q_proj", "L29.gate_up_proj", "lm_head"} <= set(checked)
+        assert max(checked.values()) <= 1e-4
 
 
 @pytest.mark.parametrize(("dtype", "fmt", "rtol"), [("int8", "Q8_0", 0.05), ("q4", "Q4_0", 0.5)])

@@ -100,3 +100,11 @@ def test_errors():
     readonly.flags.writeable = False
     with pytest.raises(ValueError, match="out must be writeable"):
         embedding(table, ids, out=readonly)
+
+
+def test_big_endian_ids_are_refused_not_misread():
+    import pyengine.ops as ops
+
+    table = np.arange(12, dtype=np.float32).reshape(4, 3)
+    with pytest.raises(TypeError, match="ids must be in native .*byte order"):
+        ops.embedding(table, np.array([1, 2], dtype=">i8"))

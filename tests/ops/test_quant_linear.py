@@ -111,11 +111,12 @@ def test_dequantize_matches_gguf_exactly(isa, name):
         np.testing.assert_array_equal(lin.embedding(ids), want[ids])
         # x8 layout: groups of 8 rows; Q4_K's scales unpacked to bytes (1184 per 8 x 144)
         rows = -(-33 // 8) * 8 if lin.interleaved else 33
-        stored = rows * raw.shape[1]
-        if lin.interleaved and name == "Q4_K":
-            stored = stored * 1184 // 1152
+        stored = rows * raw.shape[1]  # K-quants' x8: 6-bit scales unpacked, +32 bytes per 8
+        if lin.interleaved and name in ("Q4_K", "Q5_K"):
+            group = 8 * FORMATS[name]["block_bytes"]
+            stored = stored * (group + 32) // group
         assert lin.packed_nbytes == stored and lin.row_bytes == raw.shape[1]
-        x8 = ("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q6_K")
+        x8 = ("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K")
         assert lin.interleaved == (isa != "generic" and name in x8)
 
 
@@ -253,3 +254,27 @@ def test_bad_arguments_raise_clear_errors():
         lin.embedding(np.array([4]))
     with pytest.raises(ValueError, match=r"\(\.\.\., 32\)"):
         lin(np.zeros((2, 31), np.float32))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reads_stay_inside_the_caller_arrays(isa, name):
+    """Blocks and activations placed right before an inaccessible page: a read past either
+    array's end would fault."""
+    from helpers import guarded
+
+    rng = np.random.default_rng(6)
+    k = k_sizes(name)[0]
+    raw = guarded(random_blocks(rng, name, 13, k))
+    lin = QuantLinear(raw, name, k, isa=isa)
+    w = reference_weight(np.array(raw), name, k)
+    for m in (1, 5, 20):
+        x = guarded(rng.standard_normal((m, k)).astype(np.float32))
+        ref, bound = gemm_reference(np.array(x), w.T)
+        if lin.path(m) == "dot":
+            bound = dot_bound(np.array(x), w) + EPS32 * np.abs(ref)
+        assert_gemm_close(lin(x), ref, bound, f"{name} M={m}")
+    for k_odd in (1, 33):  # Q8_0 from float32 with a partial last block of x
+        q = QuantLinear.quantize(
+            rng.standard_normal((5, k_odd)).astype(np.float32), "Q8_0", isa=isa
+        )
+        q(guarded(rng.standard_normal((2, k_odd)).astype(np.float32)))

@@ -420,12 +420,15 @@ inline __m256 bytes8_to_ps(const uint8_t* p) {
       _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
 }
 
-// Q4_K (x8 layout, kernels/common/quant_blocks.h): one 32-byte load per row holds two
+// Q4_K / Q5_K (x8 layout, kernels/common/quant_blocks.h): one 32-byte load per row holds two
 // sub-blocks (low nibbles: sub-block 2c, high: 2c + 1), each a full row vector against its
-// activation sub-block; the 8 rows' scales and mins of a sub-block are one 8-byte load.
-template <int R>
-void dot_x8_q4k_rows(const QuantDotArgs& a, int r0) {
-  constexpr int kBlock = quant::kQ4KX8Bytes;
+// activation sub-block; the 8 rows' scales and mins of a sub-block are one 8-byte load. Q5_K:
+// bit s of a row's qh byte l is value l's fifth bit in sub-block s.
+template <bool kFive, int R>
+void dot_x8_qk_rows(const QuantDotArgs& a, int r0) {
+  constexpr int kBlock = kFive ? quant::kQ5KX8Bytes : quant::kQ4KX8Bytes;
+  constexpr int kQs = kFive ? 416 : 160;
+  const __m256i one = _mm256_set1_epi8(1);
   const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
   const int groups = (a.n + 7) / 8, supers = a.kb / 8;
   for (int g = 0; g < groups; ++g) {
@@ -437,8 +440,9 @@ void dot_x8_q4k_rows(const QuantDotArgs& a, int r0) {
       const __m256 d8 = _mm256_cvtph_ps(load16(blk));
       const __m256 dmin8 = _mm256_cvtph_ps(load16(blk + 16));
       for (int c = 0; c < 4; ++c) {
-        for (int off = 0; off < 320; off += 64) {
-          _mm_prefetch(reinterpret_cast<const char*>(blk + 2048 + 320 * c + off), _MM_HINT_T1);
+        for (int off = 0; off < kBlock / 4; off += 64) {
+          _mm_prefetch(reinterpret_cast<const char*>(blk + 2048 + kBlock / 4 * c + off),
+                       _MM_HINT_T1);
         }
         const int s0 = 2 * c, s1 = 2 * c + 1;
         __m256i xlo[R], xhi[R], hl[4][R], hh[4][R];
@@ -449,11 +453,23 @@ void dot_x8_q4k_rows(const QuantDotArgs& a, int r0) {
           xhi[r] = load32(x + kQuantSub);
         }
         for (int p = 0; p < 4; ++p) {
-          const __m256i v0 = load32(blk + 160 + 128 * (2 * p) + 32 * c);
-          const __m256i v1 = load32(blk + 160 + 128 * (2 * p + 1) + 32 * c);
-          const __m256i l0 = _mm256_and_si256(v0, m4), l1 = _mm256_and_si256(v1, m4);
-          const __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), m4);
-          const __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), m4);
+          const __m256i v0 = load32(blk + kQs + 128 * (2 * p) + 32 * c);
+          const __m256i v1 = load32(blk + kQs + 128 * (2 * p + 1) + 32 * c);
+          __m256i l0 = _mm256_and_si256(v0, m4), l1 = _mm256_and_si256(v1, m4);
+          __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), m4);
+          __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), m4);
+          if constexpr (kFive) {  // bits 2c and 2c + 1 of each qh byte, moved to bit 4
+            const __m256i q0 = load32(blk + 160 + 32 * (2 * p)),
+                          q1 = load32(blk + 160 + 32 * (2 * p + 1));
+            const __m128i s0 = _mm_cvtsi32_si128(2 * c), s1 = _mm_cvtsi32_si128(2 * c + 1);
+            const auto bit4 = [&](__m256i qh, __m128i sh) {
+              return _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, sh), one), 4);
+            };
+            l0 = _mm256_or_si256(l0, bit4(q0, s0));
+            l1 = _mm256_or_si256(l1, bit4(q1, s0));
+            h0 = _mm256_or_si256(h0, bit4(q0, s1));
+            h1 = _mm256_or_si256(h1, bit4(q1, s1));
+          }
           for (int r = 0; r < R; ++r) {
             hl[p][r] = _mm256_hadd_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(l0, xlo[r]), ones),
                                          _mm256_madd_epi16(_mm256_maddubs_epi16(l1, xlo[r]), ones));
@@ -610,7 +626,8 @@ const QuantKernels& quant_kernels() {
        &dot_x8<&dot_x8_q4_rows<true, false, 1>, &dot_x8_q4_rows<true, false, 2>>,
        &dot_x8<&dot_x8_q4_rows<false, true, 1>, &dot_x8_q4_rows<false, true, 2>>,
        &dot_x8<&dot_x8_q4_rows<true, true, 1>, &dot_x8_q4_rows<true, true, 2>>,
-       &dot_x8<&dot_x8_q4k_rows<1>, &dot_x8_q4k_rows<2>>, nullptr,
+       &dot_x8<&dot_x8_qk_rows<false, 1>, &dot_x8_qk_rows<false, 2>>,
+       &dot_x8<&dot_x8_qk_rows<true, 1>, &dot_x8_qk_rows<true, 2>>,
        &dot_x8<&dot_x8_q6k_rows<1>, &dot_x8_q6k_rows<2>>},
   };
   return table;

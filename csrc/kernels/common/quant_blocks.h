@@ -157,7 +157,7 @@ inline void decode_sub(QuantType t, const uint8_t* blk, int sub, SubBlock& o) {
 inline bool has_x8_layout(QuantType t) {
   return t == QuantType::kQ8_0 || t == QuantType::kQ4_0 || t == QuantType::kQ4_1 ||
          t == QuantType::kQ5_0 || t == QuantType::kQ5_1 || t == QuantType::kQ4_K ||
-         t == QuantType::kQ6_K;
+         t == QuantType::kQ5_K || t == QuantType::kQ6_K;
 }
 
 // Q6_K's x8 block (1680 bytes, as 8 rows'): d[8] fp16 | scales[16][8 rows] int8 (the 8 rows'
@@ -166,10 +166,13 @@ inline bool has_x8_layout(QuantType t) {
 // Q4_K's x8 block (1184 bytes, 32 more than 8 rows' 1152: the 6-bit scales and mins unpacked
 // to bytes so that a sub-block's 8 scales are one 8-byte load):
 //   d[8] fp16 | dmin[8] fp16 | sc[8 sub-blocks][8 rows] u8 | mn[8][8] u8 | qs[8 rows][128]
-inline constexpr int kQ4KX8Bytes = 1184;
+// Q5_K's (1440 bytes, 32 more than 8 x 176): the same, with qh[8 rows][32] before qs.
+inline constexpr int kQ4KX8Bytes = 1184, kQ5KX8Bytes = 1440;
 
 inline int x8_block_bytes(QuantType t) {
-  return t == QuantType::kQ4_K ? kQ4KX8Bytes : 8 * quant_type_info(t).block_bytes;
+  if (t == QuantType::kQ4_K) return kQ4KX8Bytes;
+  if (t == QuantType::kQ5_K) return kQ5KX8Bytes;
+  return 8 * quant_type_info(t).block_bytes;
 }
 
 // The 12 packed bytes of Q4_K's 6-bit scales and mins (inverse of k_scale_min).
@@ -222,7 +225,9 @@ inline void x8_pack(QuantType t, const uint8_t* const src[8], uint8_t* dst) {
     }
     return;
   }
-  if (t == QuantType::kQ4_K) {
+  if (t == QuantType::kQ4_K || t == QuantType::kQ5_K) {
+    const bool five = t == QuantType::kQ5_K;
+    const int qs = five ? 416 : 160;  // the x8 block's quants
     for (int i = 0; i < 8; ++i) {
       const uint8_t* s = src[i] != nullptr ? src[i] : zeros;
       std::memcpy(dst + 2 * i, s, 2);
@@ -233,7 +238,8 @@ inline void x8_pack(QuantType t, const uint8_t* const src[8], uint8_t* dst) {
         dst[32 + 8 * j + i] = uint8_t(sc);
         dst[96 + 8 * j + i] = uint8_t(mn);
       }
-      std::memcpy(dst + 160 + 128 * i, s + 16, 128);
+      if (five) std::memcpy(dst + 160 + 32 * i, s + 16, 32);
+      std::memcpy(dst + qs + 128 * i, s + (five ? 48 : 16), 128);
     }
     return;
   }
@@ -257,7 +263,8 @@ inline void x8_unpack(QuantType t, const uint8_t* src, int i, uint8_t* dst) {
     std::memcpy(dst + 128, src + 1168 + 64 * i, 64);
     return;
   }
-  if (t == QuantType::kQ4_K) {
+  if (t == QuantType::kQ4_K || t == QuantType::kQ5_K) {
+    const bool five = t == QuantType::kQ5_K;
     std::memcpy(dst, src + 2 * i, 2);
     std::memcpy(dst + 2, src + 16 + 2 * i, 2);
     int sc[8], mn[8];
@@ -266,7 +273,8 @@ inline void x8_unpack(QuantType t, const uint8_t* src, int i, uint8_t* dst) {
       mn[j] = src[96 + 8 * j + i];
     }
     k_pack_scales(sc, mn, dst + 4);
-    std::memcpy(dst + 16, src + 160 + 128 * i, 128);
+    if (five) std::memcpy(dst + 16, src + 160 + 32 * i, 32);
+    std::memcpy(dst + (five ? 48 : 16), src + (five ? 416 : 160) + 128 * i, 128);
     return;
   }
   const X8Fields f = x8_fields(t);
