@@ -75,6 +75,10 @@ struct QuantKernels {
   QuantizeActFn quantize_act;
   QuantDotFn dot[kQuantTypeCount];     // row-major blocks
   QuantDotFn dot_x8[kQuantTypeCount];  // x8 layout; nullptr where the level has none
+  // Rows [r0, r0 + rows) of W dequantized into columns [0, rows) of an fp32 panel [k][nr] (the
+  // fp32 micro-kernel's B layout). data/stride: the row layout, or the x8 layout when x8.
+  void (*dequantize_panel)(QuantType t, bool x8, const uint8_t* data, size_t stride, int64_t r0,
+                           int rows, int64_t k, float* panel, int nr);
 };
 
 namespace generic {

@@ -296,15 +296,12 @@ void QuantLinear::widened_path(int64_t rows, const float* x, size_t ldx, float* 
     // The values and the blocking are the slice path's, so a row's result is the same either way.
     float* b = runtime::thread_scratch<runtime::kScratchQuantDequantized>(packed);
     const int nr = f32_.nr;
+    const size_t stride = x8_ ? group_stride_ : row_bytes_;
     pool.parallel_for(ceil_div(n_, nr), [&](int64_t j) {
       float* panel = b + size_t(j) * size_t(k_) * size_t(nr);
-      thread_local std::vector<float> row;
-      row.resize(size_t(k_));
-      for (int c = 0; c < nr; ++c) {
-        const int64_t r = j * nr + c;
-        if (r < n_) dequantize_row_at(r, row.data());
-        for (int64_t p = 0; p < k_; ++p) panel[size_t(p) * nr + c] = r < n_ ? row[size_t(p)] : 0.0f;
-      }
+      const int rows = int(std::min<int64_t>(nr, n_ - j * nr));
+      kernels_.dequantize_panel(type_, x8_, data(), stride, j * nr, rows, k_, panel, nr);
+      for (int64_t p = 0; p < k_; ++p) std::fill(panel + p * nr + rows, panel + p * nr + nr, 0.0f);
     });
     f32_gemm_blocked(f32_, g.with_b<float>(b), F32PanelSource{}, pool);
     return;

@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include "kernels/common/quant_blocks.h"
+#include "kernels/common/quant_panel.h"
 #include "kernels/quant_kernels.h"
 
 namespace pyengine::kernels::avx2 {
@@ -629,6 +630,7 @@ const QuantKernels& quant_kernels() {
        &dot_x8<&dot_x8_qk_rows<false, 1>, &dot_x8_qk_rows<false, 2>>,
        &dot_x8<&dot_x8_qk_rows<true, 1>, &dot_x8_qk_rows<true, 2>>,
        &dot_x8<&dot_x8_q6k_rows<1>, &dot_x8_q6k_rows<2>>},
+      &quant::dequantize_panel,
   };
   return table;
 }

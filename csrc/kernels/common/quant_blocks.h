@@ -23,7 +23,10 @@
 
 #include "kernels/quant_kernels.h"
 
+// Internal linkage: these are compiled into portable and per-ISA translation units alike, and
+// the linker must never hand one level's code (AVX2 instructions) to another's callers.
 namespace pyengine::kernels::quant {
+namespace {
 
 inline float fp16_to_f32(uint16_t h) {
   const uint32_t sign = uint32_t(h & 0x8000u) << 16;
@@ -285,4 +288,5 @@ inline void x8_unpack(QuantType t, const uint8_t* src, int i, uint8_t* dst) {
   std::memcpy(dst + f.qs, src + f.x_qs + f.qs_bytes * i, size_t(f.qs_bytes));
 }
 
+}  // namespace
 }  // namespace pyengine::kernels::quant

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "kernels/common/quant_blocks.h"
+#include "kernels/common/quant_panel.h"
 #include "kernels/quant_kernels.h"
 
 namespace pyengine::kernels::generic {
@@ -67,6 +68,7 @@ const QuantKernels& quant_kernels() {
        &dot<QuantType::kQ5_0>, &dot<QuantType::kQ5_1>, &dot<QuantType::kQ4_K>,
        &dot<QuantType::kQ5_K>, &dot<QuantType::kQ6_K>},
       {},  // no x8 kernels: rows stay in the file's layout
+      &quant::dequantize_panel,
   };
   return table;
 }
