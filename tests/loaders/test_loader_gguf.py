@@ -175,7 +175,8 @@ def to_gguf(name: str, value: np.ndarray, arch: str) -> tuple[str, np.ndarray]:
 
 def write_gguf(path, arch: str, metadata: dict, tensors: dict) -> dict:
     """Write a GGUF. tensors: GGUF name -> (float32 array, type to store it in, or None to
-    store the array as it is). Returns GGUF name -> the stored array (bytes for block types)."""
+    store the array as it is; or uint8 blocks and their type). Returns GGUF name -> the stored
+    array (bytes for block types)."""
     writer = gguf.GGUFWriter(str(path), arch)
     for key, value in metadata.items():
         if isinstance(value, bool):
@@ -199,6 +200,9 @@ def write_gguf(path, arch: str, metadata: dict, tensors: dict) -> dict:
         elif kind == Q.F16:
             data = value.astype(np.float16)
             writer.add_tensor(name, data)
+        elif value.dtype == np.uint8:  # stored blocks, given as they are
+            data = value
+            writer.add_tensor(name, data, raw_dtype=kind)
         else:
             data = gguf.quants.quantize(value, kind)
             writer.add_tensor(name, data, raw_dtype=kind)
@@ -521,43 +525,16 @@ def test_auto_widens_block_types_without_kernels_with_a_warning(tmp_path):
     import pyengine
 
     weights = hf_weights()
-    write_model(tmp_path / "m.gguf", weights)
-    # rewrite one matrix as IQ4_NL (no native kernel): random valid blocks, finite scales
-    meta, _ = __import__("pyengine.loaders.gguf_reader", fromlist=["x"]).read_gguf_file(
-        tmp_path / "m.gguf"
-    )
     rng = np.random.default_rng(0)
-    tensors = {}
-    for name, value in weights.items():
-        gguf_name, value = to_gguf(name, value, "llama")
-        tensors[gguf_name] = (value, Q.F32)
+    tensors = dict(to_gguf(*kv, "llama") for kv in weights.items())
+    tensors = {n: (v, Q.F32) for n, v in tensors.items()}
+    # one matrix as IQ4_NL (no native kernel): random valid blocks with finite fp16 scales
     rows, cols = weights["model.layers.0.mlp.down_proj.weight"].shape
     raw = rng.integers(0, 256, size=(rows, cols // 32, 18), dtype=np.uint8)
-    raw[:, :, :2] = (
-        rng.uniform(-0.01, 0.01, (rows, cols // 32)).astype(np.float16)[..., None].view(np.uint8)
-    )
-    tensors["blk.0.ffn_down.weight"] = (raw.reshape(rows, -1), "IQ4_NL")
-    writer = gguf.GGUFWriter(str(tmp_path / "q.gguf"), "llama")
-    for key, value in model_metadata().items():
-        if isinstance(value, bool):
-            writer.add_bool(key, value)
-        elif isinstance(value, int):
-            writer.add_uint32(key, value)
-        elif isinstance(value, float):
-            writer.add_float32(key, value)
-        elif isinstance(value, str):
-            writer.add_string(key, value)
-        else:
-            writer.add_array(key, value)
-    for name, (value, kind) in tensors.items():
-        if kind == "IQ4_NL":
-            writer.add_tensor(name, value, raw_dtype=Q.IQ4_NL)
-        else:
-            writer.add_tensor(name, value.astype(np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    scales = rng.uniform(-0.01, 0.01, (rows, cols // 32)).astype(np.float16)
+    raw[:, :, :2] = scales[..., None].view(np.uint8)
+    tensors["blk.0.ffn_down.weight"] = (raw.reshape(rows, -1), Q.IQ4_NL)
+    write_gguf(tmp_path / "q.gguf", "llama", model_metadata(), tensors)
     with pytest.warns(UserWarning, match="IQ4_NL: 1 tensor.*blk.0|IQ4_NL: 1 tensor"):
         model = pyengine.load(tmp_path / "q.gguf")
     assert model.weight_formats["bfloat16"] == 1

@@ -48,26 +48,14 @@ void dequantize_panel_t(bool x8, const uint8_t* data, size_t stride, int64_t r0,
 
 inline void dequantize_panel(QuantType t, bool x8, const uint8_t* data, size_t stride, int64_t r0,
                              int rows, int64_t k, float* panel, int nr) {
-  switch (t) {
-    case QuantType::kQ8_0:
-      return dequantize_panel_t<QuantType::kQ8_0>(x8, data, stride, r0, rows, k, panel, nr);
-    case QuantType::kQ4_0:
-      return dequantize_panel_t<QuantType::kQ4_0>(x8, data, stride, r0, rows, k, panel, nr);
-    case QuantType::kQ4_1:
-      return dequantize_panel_t<QuantType::kQ4_1>(x8, data, stride, r0, rows, k, panel, nr);
-    case QuantType::kQ5_0:
-      return dequantize_panel_t<QuantType::kQ5_0>(x8, data, stride, r0, rows, k, panel, nr);
-    case QuantType::kQ5_1:
-      return dequantize_panel_t<QuantType::kQ5_1>(x8, data, stride, r0, rows, k, panel, nr);
-    case QuantType::kQ4_K:
-      return dequantize_panel_t<QuantType::kQ4_K>(x8, data, stride, r0, rows, k, panel, nr);
-    case QuantType::kQ5_K:
-      return dequantize_panel_t<QuantType::kQ5_K>(x8, data, stride, r0, rows, k, panel, nr);
-    case QuantType::kQ6_K:
-      return dequantize_panel_t<QuantType::kQ6_K>(x8, data, stride, r0, rows, k, panel, nr);
-    case QuantType::kCount:
-      break;
-  }
+  using Fn = void (*)(bool, const uint8_t*, size_t, int64_t, int, int64_t, float*, int);
+  static constexpr Fn by_type[kQuantTypeCount] = {
+      &dequantize_panel_t<QuantType::kQ8_0>, &dequantize_panel_t<QuantType::kQ4_0>,
+      &dequantize_panel_t<QuantType::kQ4_1>, &dequantize_panel_t<QuantType::kQ5_0>,
+      &dequantize_panel_t<QuantType::kQ5_1>, &dequantize_panel_t<QuantType::kQ4_K>,
+      &dequantize_panel_t<QuantType::kQ5_K>, &dequantize_panel_t<QuantType::kQ6_K>,
+  };
+  by_type[int(t)](x8, data, stride, r0, rows, k, panel, nr);
 }
 
 }  // namespace
