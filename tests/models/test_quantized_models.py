@@ -118,3 +118,43 @@ def test_minilm_int8_near_sentence_transformers(minilm_path):
 def test_unknown_dtype_names_the_choices(tiny_llama_folder):
     with pytest.raises(ValueError, match="'int4'.*auto.*q4"):
         pyengine.load(tiny_llama_folder, dtype="int4")
+
+
+@pytest.fixture(scope="module")
+def k_quant_file(smollm2_path, tmp_path_factory):
+    """A real Q4_K_M file made by llama.cpp's quantizer from the SmolLM2 GGUF (576 is not a
+    multiple of 256, so most matrices fall back to Q5_0; the 1536-wide ones are Q4_K/Q6_K)."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    import ctypes
+
+    out = tmp_path_factory.mktemp("kq") / "smollm2-q4_k_m.gguf"
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M
+    params.allow_requantize = True
+    params.nthread = 2
+    rc = llama_cpp.llama_model_quantize(
+        str(smollm2_path).encode(), str(out).encode(), ctypes.byref(params)
+    )
+    assert rc == 0
+    return out
+
+
+def test_k_quant_file_runs_as_stored_and_matches_llama_cpp(k_quant_file):
+    from llama_cpp import Llama
+
+    auto = pyengine.load(k_quant_file)
+    assert {"Q4_K", "Q6_K", "Q5_0"} <= set(auto.weight_formats)
+    fp32 = pyengine.load(k_quant_file, dtype="float32")
+    ids = GOLDEN["prompt_ids"] + GOLDEN["new_ids"]
+    want, got = fp32.forward(np.array([ids])), auto.forward(np.array([ids]))
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()  # many rows: exact weights
+    # decode steps (int8 activations) against llama.cpp's logits on the same file and tokens
+    llm = Llama(model_path=str(k_quant_file), n_ctx=128, logits_all=True, verbose=False)
+    llm.eval(ids)
+    theirs = np.array(llm.scores[len(GOLDEN["prompt_ids"]) : len(ids) - 1])
+    ours = decode_logits(auto, GOLDEN["prompt_ids"], GOLDEN["new_ids"][:-1])
+    err = np.abs(ours - theirs).max(axis=-1) / np.abs(theirs).max(axis=-1)
+    # both engines quantize activations (each within DECODE_LOGIT_RTOL of float32): twice the
+    # bound between them; measured max 8.0%, median 3.9%, the same argmax at every position
+    assert err.max() <= 2 * DECODE_LOGIT_RTOL, err
+    assert (ours.argmax(-1) == theirs.argmax(-1)).mean() >= 0.9
