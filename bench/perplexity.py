@@ -3,6 +3,10 @@ Python's LICENSE.txt), with llama.cpp (llama-cpp-python, when installed) on the 
 the same token windows, scored by the same code (pyengine.generation.perplexity.score_windows).
 
     python bench/perplexity.py [DTYPE ...] [--window 512] [--threads N] [--text FILE]
+                               [--decode-path]
+
+--decode-path scores pyengine one token per step (its decode kernels: int8-quantized
+activations for quantized weights) instead of whole windows (the many-row path).
 
 DTYPE: any dtype pyengine.load takes (default: float32 bfloat16); one that load refuses is
 reported in its row and the others still run. llama.cpp runs the GGUF's own weight format.
@@ -56,12 +60,32 @@ def row(name, weights, r, load_s) -> str:
     )
 
 
+def decode_path_logits(model):
+    """logits_of(ids) for score_windows through pyengine's decode path: one token per step
+    (few-row products: quantized weights meet int8-quantized activations), from an empty
+    cache, as a generation would compute them."""
+
+    def logits_of(ids: np.ndarray) -> np.ndarray:
+        no_pad = np.zeros(1, np.int32)
+        out = [model.start(ids[None, :1], no_pad, len(ids), "last").copy()]
+        for i in range(1, len(ids)):
+            out.append(model.step(ids[i : i + 1], no_pad, i).copy())
+        return np.concatenate(out)
+
+    return logits_of
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("dtypes", nargs="*", default=["float32", "bfloat16"])
     parser.add_argument("--window", type=int, default=512)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--text", default=None)
+    parser.add_argument(
+        "--decode-path",
+        action="store_true",
+        help="score pyengine one token per step (the decode kernels) instead of whole windows",
+    )
     args = parser.parse_args()
     if args.threads is not None:
         pyengine.set_num_threads(args.threads)
@@ -87,10 +111,13 @@ def main():
             print(f"| pyengine   | {dtype:<9} | not run: {e} |")
             continue
         load_s = time.perf_counter() - start
-        r = perplexity(model, text, window=args.window)
-        print(row("pyengine", dtype, r, load_s), flush=True)
         if ids is None:
             ids = np.asarray(model.tokenizer.encode(text).ids, np.int32)
+        if args.decode_path:
+            r = score_windows(decode_path_logits(model), ids, args.window)
+        else:
+            r = perplexity(model, text, window=args.window)
+        print(row("pyengine", dtype, r, load_s), flush=True)
         del model
     if importlib.util.find_spec("llama_cpp") is None:
         print("# llama.cpp: not installed (pip install llama-cpp-python)")
