@@ -87,18 +87,39 @@ class TorchPeer:
 class OnnxRuntimePeer:
     """The transformer exported to ONNX with dynamic batch and sequence axes (torch.export
     based exporter), run by ONNX Runtime with every graph optimization, pooled and normalized
-    in numpy like pyengine."""
+    in numpy like pyengine. int8=True: the export quantized by ONNX Runtime's own
+    `quantize_dynamic` (int8 weights per tensor, activations quantized per call: ONNX Runtime's
+    int8 path at its best on a CPU without VNNI), the peer of pyengine's int8 rows."""
 
-    name = "onnxruntime"
-    format = FORMATS["float32"]
-
-    def __init__(self, folder: Path, workdir: Path, threads: int, pooling_modes, normalize):
+    def __init__(
+        self,
+        folder: Path,
+        workdir: Path,
+        threads: int,
+        pooling_modes,
+        normalize,
+        *,
+        int8: bool = False,
+    ):
         import onnxruntime as ort
 
+        self.name = "onnxruntime-int8" if int8 else "onnxruntime"
+        self.format = FORMATS["Q8_0" if int8 else "float32"]
+        # quantize_dynamic quantizes activations per tensor: on the bench's random-token
+        # batches its embeddings are at cosine ~0.92 to float32's (measured), so its budget
+        # (1 - cosine) is 0.1 rather than an 8-bit weight format's 1e-2
+        self.cosine_budget = 0.1 if int8 else None
         self.pooling_modes, self.normalize = pooling_modes, normalize
         path = workdir / "encoder.onnx"
         if not path.exists():
             export_onnx(folder, path)
+        if int8:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            quantized = workdir / "encoder-int8.onnx"
+            if not quantized.exists():
+                quantize_dynamic(str(path), str(quantized), weight_type=QuantType.QInt8)
+            path = quantized
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.intra_op_num_threads = threads
@@ -131,7 +152,7 @@ def export_onnx(folder: Path, path: Path) -> None:
     batch, seq = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("seq", min=2, max=512)
     dims = {name: {0: batch, 1: seq} for name in feats}
     torch.onnx.export(
-        Hidden(hf),
+        Hidden(hf).eval(),  # the wrapper too: no dropout, and no training-mode export warning
         tuple(feats.values()),
         str(path),
         input_names=list(feats),
@@ -147,11 +168,14 @@ def check_agreement(
     ours: np.ndarray,
     our_format: WeightFormat,
     their_format: WeightFormat = FORMATS["float32"],
+    their_budget: float | None = None,
 ) -> None:
     """Raises unless pyengine, whose coarsest weights are `our_format`, computes the peer's
-    embeddings [batch, dim] (its weights in `their_format`) within what the two roundings
-    allow: 1e-4 per entry when neither rounds, else each sentence's cosine similarity."""
-    budgets = cosine_budget(our_format), cosine_budget(their_format)
+    embeddings [batch, dim] (its weights in `their_format`, or its own stated budget) within
+    what the two roundings allow: 1e-4 per entry when neither rounds, else each sentence's
+    cosine similarity."""
+    their = cosine_budget(their_format) if their_budget is None else their_budget
+    budgets = cosine_budget(our_format), their
     if budgets == (0.0, 0.0):
         diff = float(np.abs(theirs - ours).max())
         if not diff <= FP32_MAX_ABS_DIFF:  # NaN fails too
@@ -187,9 +211,10 @@ def run(
     """all-MiniLM-L6-v2-style workloads: throughput in sentences/s, batch-1 latency in ms, for
     the encoder in `folder` (a sentence-transformers or Hugging Face folder): one pyengine model
     per weight dtype in `dtypes` (`models` may hold ready ones, {dtype: model}; the others are
-    loaded from `folder`). `peers`: of "torch", "torch-bf16", "onnxruntime" (default: those
-    installed, torch-bf16 only on a CPU with bf16 hardware). Each peer is measured once per
-    workload and thread count and its samples appear in every dtype's Result."""
+    loaded from `folder`). `peers`: of "torch", "torch-bf16", "onnxruntime", "onnxruntime-int8"
+    (default: those installed, torch-bf16 only on a CPU with bf16 hardware). Each peer is
+    measured once per workload and thread count and its samples appear in every dtype's
+    Result."""
     import tempfile
 
     peers = default_peers("encoder") if peers is None else peers
@@ -207,12 +232,18 @@ def run(
     results = []
     for threads in threads_list:
         engines = {p.name: p for p in torch_peers}
-        if "onnxruntime" in peers:
-            if progress:
-                progress("encoder: exporting to ONNX")
-            engines["onnxruntime"] = OnnxRuntimePeer(
-                folder, workdir, threads, first.pooling_modes, first.normalize
-            )
+        for name in ("onnxruntime", "onnxruntime-int8"):
+            if name in peers:
+                if progress:
+                    progress(f"encoder: exporting to ONNX ({name})")
+                engines[name] = OnnxRuntimePeer(
+                    folder,
+                    workdir,
+                    threads,
+                    first.pooling_modes,
+                    first.normalize,
+                    int8=name.endswith("int8"),
+                )
         for kind, batch, length in QUICK_WORKLOADS if quick else WORKLOADS:
             label = f"{first.config.architecture} {kind} {batch}x{length}"
             if progress:
@@ -226,7 +257,15 @@ def run(
                     for dtype, model in models.items():
                         ours = pyengine_embed(model, feats)
                         for name, out in theirs.items():
-                            check_agreement(name, out, ours, formats[dtype], engines[name].format)
+                            engine = engines[name]
+                            check_agreement(
+                                name,
+                                out,
+                                ours,
+                                formats[dtype],
+                                engine.format,
+                                getattr(engine, "cosine_budget", None),
+                            )
                     # the peers, once: their sample lists are shared by every dtype's Result
                     peer_samples = {
                         name: time_embed(p.embed, feats, repeat).samples

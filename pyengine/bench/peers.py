@@ -27,6 +27,12 @@ PEERS = {
         "pip install onnxruntime onnx onnxscript",
         ("encoder",),
     ),
+    # the same export quantized by ONNX Runtime's quantize_dynamic: its int8 path
+    "onnxruntime-int8": (
+        ("onnxruntime", "onnx", "onnxscript", "torch", "transformers"),
+        "pip install onnxruntime onnx onnxscript",
+        ("encoder",),
+    ),
     "llama.cpp": (
         ("llama_cpp",),
         "pip install llama-cpp-python (compiles from source)",
@@ -54,6 +60,7 @@ PEER_PRECISION = {
     "numpy": "fp32",
     "torch": "fp32",
     "onnxruntime": "fp32",
+    "onnxruntime-int8": "int8 (quantize_dynamic)",
     "llama.cpp": "on the GGUF's blocks",
     "llama.cpp-server": "on the GGUF's blocks",
 }

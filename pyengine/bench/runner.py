@@ -64,7 +64,8 @@ def _parse_args(argv):
     p.add_argument("--threads", help="comma-separated thread counts (default: all CPUs)")
     p.add_argument(
         "--peers",
-        help="comma-separated: numpy,torch,onnxruntime,llama.cpp,llama.cpp-server "
+        help="comma-separated: numpy,torch,torch-bf16,onnxruntime,onnxruntime-int8,llama.cpp,"
+        "llama.cpp-server "
         "(default: every installed one)",
     )
     p.add_argument(

@@ -362,3 +362,21 @@ def test_torch_bf16_runs_by_default_only_with_bf16_hardware(
 def test_bad_arguments(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_onnxruntime_int8_peer_runs_its_quantized_export(tiny_bert_folder, tmp_path):
+    """ONNX Runtime's own int8 (quantize_dynamic) as a peer: an int8 model file of its own,
+    timed, and checked against pyengine within its stated budget."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    results = encoder_suite.run(
+        tiny_bert_folder,
+        [1],
+        dtypes=["float32"],
+        peers=("onnxruntime", "onnxruntime-int8"),
+        quick=True,
+        repeat=2,
+        workdir=tmp_path,
+    )
+    assert (tmp_path / "encoder-int8.onnx").exists()
+    assert all("onnxruntime-int8" in r.samples and "onnxruntime" in r.samples for r in results)
