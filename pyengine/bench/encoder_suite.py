@@ -106,9 +106,9 @@ class OnnxRuntimePeer:
         self.name = "onnxruntime-int8" if int8 else "onnxruntime"
         self.format = FORMATS["Q8_0" if int8 else "float32"]
         # quantize_dynamic quantizes activations per tensor: on the bench's random-token
-        # batches its embeddings are at cosine ~0.92 to float32's (measured), so its budget
-        # (1 - cosine) is 0.1 rather than an 8-bit weight format's 1e-2
-        self.cosine_budget = 0.1 if int8 else None
+        # batches its embeddings are at cosine 0.86-0.92 to float32's (measured, all-MiniLM-L6-v2
+        # 1x16 to 32x128), so its budget (1 - cosine) is 0.2, not an 8-bit weight format's 1e-2
+        self.cosine_budget = 0.2 if int8 else None
         self.pooling_modes, self.normalize = pooling_modes, normalize
         path = workdir / "encoder.onnx"
         if not path.exists():
