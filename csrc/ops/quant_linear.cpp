@@ -99,7 +99,7 @@ const float* widened_slice(const void* ctx, int64_t j, int64_t p0, int kc) {
       const int64_t l0 = std::max<int64_t>(0, p0 - s * kQuantSub);
       const int64_t l1 = std::min<int64_t>(kQuantSub, p0 + kc - s * kQuantSub);
       for (int64_t l = l0; l < l1; ++l) {
-        const float v = sb.d * float(sb.sc[l / 16]) * float(sb.q[l]) + sb.m;
+        const float v = sb.value(int(l));
         dst[size_t(s * kQuantSub + l - p0) * w.nr + c] = v;
       }
     }
@@ -133,7 +133,7 @@ void dequantize_row(QuantType t, const uint8_t* row, int64_t k, float* out) {
     quant::decode_sub(t, row + size_t(s / subs) * info.block_bytes, int(s % subs), sb);
     const int64_t n = std::min<int64_t>(kQuantSub, k - s * kQuantSub);
     for (int64_t l = 0; l < n; ++l) {
-      out[s * kQuantSub + l] = sb.d * float(sb.sc[l / 16]) * float(sb.q[l]) + sb.m;
+      out[s * kQuantSub + l] = sb.value(int(l));
     }
   }
 }

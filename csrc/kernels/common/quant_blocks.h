@@ -68,6 +68,10 @@ struct SubBlock {
   int q[kQuantSub];
   int sc[2];
   float d, m;
+
+  // Value l, computed in this order everywhere it is dequantized (row, panel, slice), so every
+  // path multiplies by the same fp32 weights.
+  float value(int l) const { return d * float(sc[l / 16]) * float(q[l]) + m; }
 };
 
 // Q4_K / Q5_K: the 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes.

@@ -36,7 +36,7 @@ void dequantize_panel_t(bool x8, const uint8_t* data, size_t stride, int64_t r0,
         if (p0 >= k) break;
         decode_sub(T, blk, s, sb);
         for (int l = 0; l < kQuantSub; ++l) {
-          vals[l] = sb.d * float(sb.sc[l / 16]) * float(sb.q[l]) + sb.m;
+          vals[l] = sb.value(int(l));
         }
         const int n = int(std::min<int64_t>(kQuantSub, k - p0));
         float* dst = panel + size_t(p0) * nr + i;
