@@ -22,11 +22,16 @@ def render_chat(template: str | None, messages: list[dict], special_tokens: dict
     def raise_exception(message):
         raise ValueError(f"chat template: {message}")
 
+    from jinja2 import TemplateError
+
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     env.globals["raise_exception"] = raise_exception
-    return env.from_string(template).render(
-        messages=messages,
-        add_generation_prompt=True,
-        bos_token=special_tokens.get("bos") or "",
-        eos_token=special_tokens.get("eos") or "",
-    )
+    try:
+        return env.from_string(template).render(
+            messages=messages,
+            add_generation_prompt=True,
+            bos_token=special_tokens.get("bos") or "",
+            eos_token=special_tokens.get("eos") or "",
+        )
+    except TemplateError as exc:  # the model's template is broken, not the caller's messages
+        raise ValueError(f"the model's chat template cannot be rendered: {exc}") from exc

@@ -11,6 +11,7 @@ being silently ignored and producing wrong logits.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CheckpointError, UnsupportedModelError
+from .typed_keys import TypedKeys
 
 # family -> the architectures classes (config.json "architectures") we accept for it
 HF_ARCHITECTURES: dict[str, str] = {
@@ -200,7 +202,7 @@ def config_from_hf(cfg: Mapping[str, Any], source: str = "config.json") -> Model
     and CheckpointError naming a required key that is missing or malformed.
     """
     hf_arch, family = _hf_family(cfg, source)
-    reader = _Keys(cfg, source)
+    reader = TypedKeys(cfg, source)
     if family in ("llama", "mistral", "qwen2"):
         return _llama_family_from_hf(reader, family, hf_arch)
     if family == "gpt2":
@@ -229,68 +231,17 @@ def _hf_family(cfg: Mapping[str, Any], source: str) -> tuple[str | None, str]:
     )
 
 
-class _Keys:
-    """Typed access to config.json keys, with errors that name the key and the file."""
-
-    def __init__(self, cfg: Mapping[str, Any], source: str):
-        self.cfg = cfg
-        self.source = source
-
-    def get(self, key: str, default: Any = None) -> Any:
-        value = self.cfg.get(key)
-        return default if value is None else value
-
-    def integer(self, key: str, default: int | None = None) -> int:
-        value = self.get(key, default)
-        if value is None:
-            raise CheckpointError(f"{self.source}: required key {key!r} is missing")
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise CheckpointError(
-                f"{self.source}: {key!r} must be a non-negative int, not {value!r}"
-            )
-        return value
-
-    def number(self, key: str, default: float | None = None) -> float:
-        value = self.get(key, default)
-        if value is None:
-            raise CheckpointError(f"{self.source}: required key {key!r} is missing")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise CheckpointError(f"{self.source}: {key!r} must be a number, not {value!r}")
-        return float(value)
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self.get(key, default)
-        if not isinstance(value, bool):
-            raise CheckpointError(f"{self.source}: {key!r} must be true or false, not {value!r}")
-        return value
-
-    def optional_int(self, key: str) -> int | None:
-        return None if self.cfg.get(key) is None else self.integer(key)
-
-    def ids(self, key: str) -> tuple[int, ...]:
-        value = self.cfg.get(key)
-        if value is None:
-            return ()
-        values = value if isinstance(value, list) else [value]
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            raise CheckpointError(f"{self.source}: {key!r} must be an int or a list of ints")
-        return tuple(values)
-
-    def activation(self, key: str, default: str) -> str:
-        name = self.get(key, default)
-        if not isinstance(name, str) or name not in ACTIVATIONS:
-            raise UnsupportedModelError(
-                f"{self.source}: unsupported activation {key}={name!r}; supported: "
-                f"{', '.join(ACTIVATIONS)}"
-            )
-        return ACTIVATIONS[name]
-
-    def reject(self, key: str, bad: Any, why: str) -> None:
-        if key in self.cfg and self.cfg[key] == bad:
-            raise UnsupportedModelError(f"{self.source}: unsupported option {key}={bad!r}: {why}")
+def _activation(keys: TypedKeys, key: str, default: str) -> str:
+    name = keys.get(key, default)
+    if not isinstance(name, str) or name not in ACTIVATIONS:
+        raise UnsupportedModelError(
+            f"{keys.source}: unsupported activation {key}={name!r}; supported: "
+            f"{', '.join(ACTIVATIONS)}"
+        )
+    return ACTIVATIONS[name]
 
 
-def _heads(keys: _Keys, hidden: int, heads_key: str) -> tuple[int, int, int]:
+def _heads(keys: TypedKeys, hidden: int, heads_key: str) -> tuple[int, int, int]:
     heads = keys.integer(heads_key)
     if heads == 0:
         raise CheckpointError(f"{keys.source}: {heads_key!r} must be positive")
@@ -299,7 +250,7 @@ def _heads(keys: _Keys, hidden: int, heads_key: str) -> tuple[int, int, int]:
         raise CheckpointError(
             f"{keys.source}: num_key_value_heads={kv_heads} does not divide {heads_key}={heads}"
         )
-    head_dim = keys.optional_int("head_dim")
+    head_dim = None if keys.get("head_dim") is None else keys.positive("head_dim")
     if head_dim is None:
         if hidden % heads:
             raise CheckpointError(
@@ -310,7 +261,17 @@ def _heads(keys: _Keys, hidden: int, heads_key: str) -> tuple[int, int, int]:
     return heads, kv_heads, head_dim
 
 
-def _rope_from_hf(keys: _Keys) -> tuple[float, RopeScaling | None]:
+def _positive_number(value: Any) -> bool:
+    """A finite number > 0 (bools are not numbers here; NaN fails every comparison)."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
+def _rope_from_hf(keys: TypedKeys) -> tuple[float, RopeScaling | None]:
     # transformers >= 5 writes "rope_parameters" (theta and scaling in one dict); older files
     # write "rope_theta" and "rope_scaling"
     params = keys.get("rope_parameters")
@@ -322,7 +283,7 @@ def _rope_from_hf(keys: _Keys) -> tuple[float, RopeScaling | None]:
     else:
         theta = keys.get("rope_theta", 10000.0)
         scaling = keys.get("rope_scaling")
-    if isinstance(theta, bool) or not isinstance(theta, (int, float)) or theta <= 0:
+    if not _positive_number(theta):
         raise CheckpointError(f"{keys.source}: rope_theta must be a positive number, not {theta!r}")
     factor = keys.get("partial_rotary_factor", 1.0)
     if isinstance(scaling, dict):
@@ -351,7 +312,7 @@ def _rope_scaling(scaling: Any, source: str) -> RopeScaling | None:
 
     def number(key: str) -> float:
         value = scaling.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if not _positive_number(value):
             raise CheckpointError(
                 f"{source}: rope_scaling type {kind!r} needs a positive {key!r}, got {value!r}"
             )
@@ -374,8 +335,8 @@ def _rope_scaling(scaling: Any, source: str) -> RopeScaling | None:
     )
 
 
-def _llama_family_from_hf(keys: _Keys, family: str, hf_arch: str | None) -> ModelConfig:
-    hidden = keys.integer("hidden_size")
+def _llama_family_from_hf(keys: TypedKeys, family: str, hf_arch: str | None) -> ModelConfig:
+    hidden = keys.positive("hidden_size")
     heads, kv_heads, head_dim = _heads(keys, hidden, "num_attention_heads")
     rope_theta, rope_scaling = _rope_from_hf(keys)
     sliding_window = None
@@ -394,17 +355,17 @@ def _llama_family_from_hf(keys: _Keys, family: str, hf_arch: str | None) -> Mode
         out_bias = attention_bias
     return ModelConfig(
         architecture=family,
-        vocab_size=keys.integer("vocab_size"),
+        vocab_size=keys.positive("vocab_size"),
         hidden_size=hidden,
-        intermediate_size=keys.integer("intermediate_size"),
-        num_layers=keys.integer("num_hidden_layers"),
+        intermediate_size=keys.positive("intermediate_size"),
+        num_layers=keys.positive("num_hidden_layers"),
         num_heads=heads,
         num_kv_heads=kv_heads,
         head_dim=head_dim,
-        max_position_embeddings=keys.integer("max_position_embeddings", 2048),
+        max_position_embeddings=keys.positive("max_position_embeddings", 2048),
         norm_type="rmsnorm",
-        norm_eps=keys.number("rms_norm_eps", 1e-6),
-        activation=keys.activation("hidden_act", "silu"),
+        norm_eps=keys.number("rms_norm_eps", 1e-6, positive=True),
+        activation=_activation(keys, "hidden_act", "silu"),
         tie_word_embeddings=keys.flag("tie_word_embeddings", False),
         rope_theta=rope_theta,
         rope_scaling=rope_scaling,
@@ -419,27 +380,27 @@ def _llama_family_from_hf(keys: _Keys, family: str, hf_arch: str | None) -> Mode
     )
 
 
-def _gpt2_from_hf(keys: _Keys, hf_arch: str | None) -> ModelConfig:
+def _gpt2_from_hf(keys: TypedKeys, hf_arch: str | None) -> ModelConfig:
     keys.reject("scale_attn_by_inverse_layer_idx", True, "attention scaled per layer")
     keys.reject("scale_attn_weights", False, "unscaled attention scores")
     keys.reject("add_cross_attention", True, "encoder-decoder cross-attention")
-    hidden = keys.integer("n_embd")
+    hidden = keys.positive("n_embd")
     heads = keys.integer("n_head")
     if heads == 0 or hidden % heads:
         raise CheckpointError(f"{keys.source}: n_embd={hidden} is not a multiple of n_head={heads}")
     return ModelConfig(
         architecture="gpt2",
-        vocab_size=keys.integer("vocab_size"),
+        vocab_size=keys.positive("vocab_size"),
         hidden_size=hidden,
-        intermediate_size=keys.integer("n_inner", 4 * hidden),
-        num_layers=keys.integer("n_layer"),
+        intermediate_size=keys.positive("n_inner", 4 * hidden),
+        num_layers=keys.positive("n_layer"),
         num_heads=heads,
         num_kv_heads=heads,
         head_dim=hidden // heads,
-        max_position_embeddings=keys.integer("n_positions"),
+        max_position_embeddings=keys.positive("n_positions"),
         norm_type="layernorm",
-        norm_eps=keys.number("layer_norm_epsilon", 1e-5),
-        activation=keys.activation("activation_function", "gelu_new"),
+        norm_eps=keys.number("layer_norm_epsilon", 1e-5, positive=True),
+        activation=_activation(keys, "activation_function", "gelu_new"),
         tie_word_embeddings=keys.flag("tie_word_embeddings", True),
         attention_bias=True,
         attention_out_bias=True,
@@ -451,7 +412,7 @@ def _gpt2_from_hf(keys: _Keys, hf_arch: str | None) -> ModelConfig:
     )
 
 
-def _bert_family_from_hf(keys: _Keys, family: str, hf_arch: str | None) -> ModelConfig:
+def _bert_family_from_hf(keys: TypedKeys, family: str, hf_arch: str | None) -> ModelConfig:
     position_type = keys.get("position_embedding_type", "absolute")
     if position_type != "absolute":
         raise UnsupportedModelError(
@@ -460,7 +421,7 @@ def _bert_family_from_hf(keys: _Keys, family: str, hf_arch: str | None) -> Model
         )
     keys.reject("is_decoder", True, "BERT used as a causal decoder")
     keys.reject("add_cross_attention", True, "encoder-decoder cross-attention")
-    hidden = keys.integer("hidden_size")
+    hidden = keys.positive("hidden_size")
     heads = keys.integer("num_attention_heads")
     if heads == 0 or hidden % heads:
         raise CheckpointError(
@@ -470,17 +431,17 @@ def _bert_family_from_hf(keys: _Keys, family: str, hf_arch: str | None) -> Model
     pad = keys.integer("pad_token_id", default_pad)
     return ModelConfig(
         architecture=family,
-        vocab_size=keys.integer("vocab_size"),
+        vocab_size=keys.positive("vocab_size"),
         hidden_size=hidden,
-        intermediate_size=keys.integer("intermediate_size"),
-        num_layers=keys.integer("num_hidden_layers"),
+        intermediate_size=keys.positive("intermediate_size"),
+        num_layers=keys.positive("num_hidden_layers"),
         num_heads=heads,
         num_kv_heads=heads,
         head_dim=hidden // heads,
-        max_position_embeddings=keys.integer("max_position_embeddings", 512),
+        max_position_embeddings=keys.positive("max_position_embeddings", 512),
         norm_type="layernorm",
-        norm_eps=keys.number("layer_norm_eps", 1e-12),
-        activation=keys.activation("hidden_act", "gelu"),
+        norm_eps=keys.number("layer_norm_eps", 1e-12, positive=True),
+        activation=_activation(keys, "hidden_act", "gelu"),
         tie_word_embeddings=keys.flag("tie_word_embeddings", True),
         attention_bias=True,
         attention_out_bias=True,
@@ -517,35 +478,33 @@ def config_from_gguf(
     llama.cpp's precomputed per-frequency RoPE divisors (how it stores Llama 3.1 scaling).
     """
     arch = metadata.get("general.architecture")
-    if arch not in GGUF_ARCHITECTURES:
+    if not isinstance(arch, str) or arch not in GGUF_ARCHITECTURES:
         raise UnsupportedModelError(
             f"{source}: unsupported GGUF architecture {arch!r}; supported: "
             f"{', '.join(GGUF_ARCHITECTURES)}"
         )
     family = GGUF_ARCHITECTURES[arch]
+    keys = TypedKeys(metadata, source)
 
-    def key(name: str, default: Any = None, required: bool = True) -> Any:
-        value = metadata.get(f"{arch}.{name}", default)
-        if value is None and required:
-            raise CheckpointError(f"{source}: GGUF metadata key {arch}.{name} is missing")
-        return value
+    def key(name: str) -> str:
+        return f"{arch}.{name}"
 
-    hidden = int(key("embedding_length"))
-    heads = int(key("attention.head_count"))
-    kv_heads = int(key("attention.head_count_kv", heads))
-    if heads == 0 or kv_heads == 0 or heads % kv_heads:
+    hidden = keys.positive(key("embedding_length"))
+    heads = keys.positive(key("attention.head_count"))
+    kv_heads = keys.positive(key("attention.head_count_kv"), heads)
+    if heads % kv_heads:
         raise CheckpointError(
             f"{source}: {arch}.attention.head_count_kv={kv_heads} does not divide "
             f"head_count={heads}"
         )
-    head_dim = int(key("attention.key_length", hidden // heads))
-    value_dim = int(key("attention.value_length", head_dim))
+    head_dim = keys.positive(key("attention.key_length"), max(hidden // heads, 1))
+    value_dim = keys.positive(key("attention.value_length"), head_dim)
     if value_dim != head_dim:
         raise UnsupportedModelError(
             f"{source}: unsupported option {arch}.attention.value_length={value_dim} != "
             f"key_length={head_dim}"
         )
-    rope_dim = int(key("rope.dimension_count", head_dim))
+    rope_dim = keys.positive(key("rope.dimension_count"), head_dim)
     if rope_dim != head_dim:
         raise UnsupportedModelError(
             f"{source}: unsupported option {arch}.rope.dimension_count={rope_dim} (partial "
@@ -555,12 +514,14 @@ def config_from_gguf(
     embd = tensor_shapes.get("token_embd.weight")
     if embd is None:
         raise CheckpointError(f"{source}: tensor token_embd.weight is missing")
-    vocab = key("vocab_size", None, required=False)
+    vocab = keys.get(key("vocab_size"))
     if vocab is None:
-        tokens = metadata.get("tokenizer.ggml.tokens")
-        vocab = len(tokens) if tokens is not None else embd[0]
+        tokens = keys.strings("tokenizer.ggml.tokens")
+        vocab = len(tokens) if tokens else embd[0]
+    else:
+        vocab = keys.positive(key("vocab_size"))
 
-    rope_scaling = _gguf_rope_scaling(metadata, arch, source)
+    rope_scaling = _gguf_rope_scaling(keys, arch)
     if rope_freqs is not None:
         freqs = tuple(float(f) for f in rope_freqs)
         if rope_scaling is not None:
@@ -571,52 +532,53 @@ def config_from_gguf(
             raise CheckpointError(
                 f"{source}: rope_freqs.weight has {len(freqs)} values, expected {head_dim // 2}"
             )
+        if not all(_positive_number(f) for f in freqs):
+            raise CheckpointError(f"{source}: rope_freqs.weight holds a value that is not > 0")
         rope_scaling = RopeScaling(type="freq_factors", freq_factors=tuple(freqs))
 
-    eos = metadata.get("tokenizer.ggml.eos_token_id")
-    extra_eos = metadata.get("tokenizer.ggml.eot_token_id")
-    eos_ids = tuple(dict.fromkeys(int(i) for i in (eos, extra_eos) if i is not None))
-    bos = metadata.get("tokenizer.ggml.bos_token_id")
-    pad = metadata.get("tokenizer.ggml.padding_token_id")
+    eos = keys.optional_int("tokenizer.ggml.eos_token_id")
+    extra_eos = keys.optional_int("tokenizer.ggml.eot_token_id")
+    eos_ids = tuple(dict.fromkeys(i for i in (eos, extra_eos) if i is not None))
     attention_bias = "blk.0.attn_q.bias" in tensor_shapes
     return ModelConfig(
         architecture=family,
         vocab_size=int(vocab),
         hidden_size=hidden,
-        intermediate_size=int(key("feed_forward_length")),
-        num_layers=int(key("block_count")),
+        intermediate_size=keys.positive(key("feed_forward_length")),
+        num_layers=keys.positive(key("block_count")),
         num_heads=heads,
         num_kv_heads=kv_heads,
         head_dim=head_dim,
-        max_position_embeddings=int(key("context_length")),
+        max_position_embeddings=keys.positive(key("context_length")),
         norm_type="rmsnorm",
-        norm_eps=float(key("attention.layer_norm_rms_epsilon")),
+        norm_eps=keys.number(key("attention.layer_norm_rms_epsilon"), positive=True),
         activation="silu",
         tie_word_embeddings="output.weight" not in tensor_shapes,
-        rope_theta=float(key("rope.freq_base", 10000.0)),
+        rope_theta=keys.number(key("rope.freq_base"), 10000.0, positive=True),
         rope_scaling=rope_scaling,
         attention_bias=attention_bias,
         attention_out_bias="blk.0.attn_output.bias" in tensor_shapes,
         mlp_bias="blk.0.ffn_gate.bias" in tensor_shapes,
-        bos_token_id=None if bos is None else int(bos),
+        bos_token_id=keys.optional_int("tokenizer.ggml.bos_token_id"),
         eos_token_ids=eos_ids,
-        pad_token_id=None if pad is None else int(pad),
+        pad_token_id=keys.optional_int("tokenizer.ggml.padding_token_id"),
         hf_architecture=None,
     )
 
 
-def _gguf_rope_scaling(metadata: Mapping[str, Any], arch: str, source: str) -> RopeScaling | None:
-    kind = metadata.get(f"{arch}.rope.scaling.type")
-    factor = metadata.get(f"{arch}.rope.scaling.factor")
-    old_linear = metadata.get(f"{arch}.rope.scale_linear")  # pre-2024 spelling of linear
+def _gguf_rope_scaling(keys: TypedKeys, arch: str) -> RopeScaling | None:
+    kind = keys.string(f"{arch}.rope.scaling.type", None)
+    old_linear = f"{arch}.rope.scale_linear"  # pre-2024 spelling of linear
     if kind in (None, "none"):
-        if old_linear is not None and float(old_linear) != 1.0:
-            return RopeScaling(type="linear", factor=float(old_linear))
+        if keys.get(old_linear) is not None:
+            factor = keys.number(old_linear, positive=True)
+            if factor != 1.0:
+                return RopeScaling(type="linear", factor=factor)
         return None
     if kind == "linear":
-        if factor is None or float(factor) <= 0:
-            raise CheckpointError(f"{source}: {arch}.rope.scaling.factor is missing or invalid")
-        return RopeScaling(type="linear", factor=float(factor))
+        return RopeScaling(
+            type="linear", factor=keys.number(f"{arch}.rope.scaling.factor", positive=True)
+        )
     raise UnsupportedModelError(
-        f"{source}: unsupported {arch}.rope.scaling.type {kind!r}; supported: linear"
+        f"{keys.source}: unsupported {arch}.rope.scaling.type {kind!r}; supported: linear"
     )

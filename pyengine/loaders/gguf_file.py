@@ -236,7 +236,7 @@ def load_gguf(
         check_tensors(config, tensors, source=source)
 
     tokenizer = tokenizer_from_gguf(metadata, source) if with_tokenizer else None
-    settings = tokenizer_settings(metadata)
+    settings = tokenizer_settings(metadata, source)
     extras = {
         "format": "gguf",
         "source": path,

@@ -44,6 +44,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import CheckpointError, UnsupportedModelError
+from .typed_keys import TypedKeys
 
 TOKEN_NORMAL, TOKEN_UNKNOWN, TOKEN_CONTROL, TOKEN_USER_DEFINED = 1, 2, 3, 4
 SPACE = "\u2581"  # SentencePiece's spelling of " " ("▁", LOWER ONE EIGHTH BLOCK)
@@ -104,27 +105,30 @@ SPECIAL_TOKEN_KEYS = {
 _SPM_DEFAULT_IDS = {"bos": 1, "eos": 2, "unk": 0}
 
 
-def tokenizer_settings(metadata: Mapping[str, Any]) -> dict[str, Any]:
+def tokenizer_settings(metadata: Mapping[str, Any], source: str = "model.gguf") -> dict[str, Any]:
     """Special-token strings and add_bos/add_eos as the file states them (llama.cpp defaults
-    where it does not), and the chat template."""
-    tokens = metadata.get("tokenizer.ggml.tokens") or []
+    where it does not), and the chat template. CheckpointError for a key of the wrong type."""
+    keys = TypedKeys(metadata, source)
+    tokens = keys.strings("tokenizer.ggml.tokens") or []
     sentencepiece = metadata.get("tokenizer.ggml.model") == "llama"
     defaults = _SPM_DEFAULT_IDS if sentencepiece else {}
     special = {}
     for role, key in SPECIAL_TOKEN_KEYS.items():
-        token_id = metadata.get(key, defaults.get(role))
+        token_id = keys.optional_int(key)
+        if token_id is None:
+            token_id = defaults.get(role)
         special[role] = (
-            tokens[int(token_id)] if token_id is not None and 0 <= token_id < len(tokens) else None
+            tokens[token_id] if token_id is not None and token_id < len(tokens) else None
         )
-    pre = metadata.get("tokenizer.ggml.pre")
-    add_bos = metadata.get("tokenizer.ggml.add_bos_token")
+    pre = keys.string("tokenizer.ggml.pre", None)
+    add_bos = keys.flag("tokenizer.ggml.add_bos_token", None)
     if add_bos is None:  # llama.cpp: on for SentencePiece and the Llama 3 group
         add_bos = sentencepiece or pre in _LLAMA3_LIKE
     return {
         "special_tokens": special,
-        "add_bos_token": bool(add_bos),
-        "add_eos_token": bool(metadata.get("tokenizer.ggml.add_eos_token", False)),
-        "chat_template": metadata.get("tokenizer.chat_template"),
+        "add_bos_token": add_bos,
+        "add_eos_token": keys.flag("tokenizer.ggml.add_eos_token", False),
+        "chat_template": keys.string("tokenizer.chat_template", None),
     }
 
 
@@ -136,14 +140,15 @@ def tokenizer_from_gguf(metadata: Mapping[str, Any], source: str = "model.gguf")
     """
     from tokenizers import AddedToken
 
-    kind = metadata.get("tokenizer.ggml.model")
+    keys = TypedKeys(metadata, source)
+    kind = keys.string("tokenizer.ggml.model", None)
     if kind not in _BUILDERS:
         raise UnsupportedModelError(
             f"{source}: unsupported tokenizer.ggml.model {kind!r}; supported: 'gpt2' (byte-level "
             "BPE), 'llama' (SentencePiece BPE). Load the weights alone with with_tokenizer=False."
         )
-    tokens = list(metadata.get("tokenizer.ggml.tokens") or [])
-    types = list(metadata.get("tokenizer.ggml.token_type") or [TOKEN_NORMAL] * len(tokens))
+    tokens = keys.strings("tokenizer.ggml.tokens") or []
+    types = keys.integers("tokenizer.ggml.token_type") or [TOKEN_NORMAL] * len(tokens)
     if not tokens:
         raise CheckpointError(f"{source}: tokenizer.ggml.tokens is missing or empty")
     if len(types) != len(tokens):
@@ -154,8 +159,8 @@ def tokenizer_from_gguf(metadata: Mapping[str, Any], source: str = "model.gguf")
     for index, token in enumerate(tokens):
         # llama.cpp keeps the first id of a duplicated string, as does a dict built in order
         vocab.setdefault(token, index)
-    settings = tokenizer_settings(metadata)
-    tokenizer, post_steps = _BUILDERS[kind](metadata, tokens, vocab, settings, source)
+    settings = tokenizer_settings(metadata, source)
+    tokenizer, post_steps = _BUILDERS[kind](keys, tokens, vocab, settings, source)
 
     # only the first id of a duplicated string is reachable, so only it can be an added token
     special, user = [], []
@@ -181,19 +186,19 @@ def tokenizer_from_gguf(metadata: Mapping[str, Any], source: str = "model.gguf")
     return tokenizer
 
 
-def _byte_level_bpe(metadata, tokens, vocab, settings, source):
+def _byte_level_bpe(keys: TypedKeys, tokens, vocab, settings, source):
     """tokenizer.ggml.model "gpt2": the merges as stored, split by `tokenizer.ggml.pre`'s regexes.
     Returns the tokenizer and the post-processing steps that precede BOS/EOS."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 
-    pre = metadata.get("tokenizer.ggml.pre", "default")
+    pre = keys.get("tokenizer.ggml.pre", "default")
     if not isinstance(pre, str) or pre not in PRE_TOKENIZER_REGEXES:
         raise UnsupportedModelError(
             f"{source}: unsupported tokenizer.ggml.pre {pre!r}; supported: "
             f"{', '.join(PRE_TOKENIZER_REGEXES)}"
         )
     merges = []
-    for index, merge in enumerate(metadata.get("tokenizer.ggml.merges") or []):
+    for index, merge in enumerate(keys.strings("tokenizer.ggml.merges") or []):
         parts = merge.split(" ")
         if len(parts) != 2 or parts[0] not in vocab or parts[1] not in vocab:
             raise CheckpointError(f"{source}: tokenizer.ggml.merges[{index}] {merge!r} is invalid")
@@ -217,23 +222,22 @@ def _byte_level_bpe(metadata, tokens, vocab, settings, source):
     return tokenizer, [processors.ByteLevel(trim_offsets=False)]
 
 
-def _sentencepiece_bpe(metadata, tokens, vocab, settings, source):
+def _sentencepiece_bpe(keys: TypedKeys, tokens, vocab, settings, source):
     """tokenizer.ggml.model "llama": merges derived from the scores, no pre-tokenizer, byte
     fallback. Returns the tokenizer and the post-processing steps that precede BOS/EOS (none)."""
     from tokenizers import Tokenizer, decoders, models, normalizers
 
-    scores = metadata.get("tokenizer.ggml.scores")
+    scores = keys.numbers("tokenizer.ggml.scores")
     if scores is None:
         raise CheckpointError(
             f"{source}: tokenizer.ggml.scores is missing; a SentencePiece ('llama') vocabulary "
             "needs one score per token to order its merges"
         )
-    scores = [float(score) for score in scores]
     if len(scores) != len(tokens):
         raise CheckpointError(
             f"{source}: tokenizer.ggml.scores has {len(scores)} entries for {len(tokens)} tokens"
         )
-    add_space_prefix = bool(metadata.get("tokenizer.ggml.add_space_prefix", True))
+    add_space_prefix = keys.flag("tokenizer.ggml.add_space_prefix", True)
 
     tokenizer = Tokenizer(
         models.BPE(

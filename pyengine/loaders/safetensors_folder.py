@@ -19,6 +19,7 @@ a float32, so u16 << 16 reinterpreted as float32 is exact.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import struct
@@ -33,6 +34,7 @@ from .config import ModelConfig, load_hf_config
 from .errors import CheckpointError, UnsupportedModelError
 from .schema import canonical_name, check_tensors, is_buffer
 from .tensors import TensorEntry, TensorMap
+from .typed_keys import TypedKeys
 
 # bytes per element of every dtype the safetensors format defines
 DTYPE_SIZES = {
@@ -152,7 +154,7 @@ def _header_entry(path: Path, name: str, info: Any) -> HeaderEntry:
     if not isinstance(info, dict):
         raise CheckpointError(f"{where}: header entry is not an object")
     dtype = info.get("dtype")
-    if dtype not in DTYPE_SIZES:
+    if not isinstance(dtype, str) or dtype not in DTYPE_SIZES:
         raise CheckpointError(
             f"{where}: unknown dtype {dtype!r}; safetensors dtypes are {', '.join(DTYPE_SIZES)}"
         )
@@ -170,7 +172,7 @@ def _header_entry(path: Path, name: str, info: Any) -> HeaderEntry:
     ):
         raise CheckpointError(f"{where}: data_offsets {offsets!r} are not [begin, end]")
     begin, end = offsets
-    expected = int(np.prod(shape, dtype=np.int64)) * DTYPE_SIZES[dtype]
+    expected = math.prod(shape) * DTYPE_SIZES[dtype]  # Python ints: no overflow
     if end - begin != expected:
         raise CheckpointError(
             f"{where}: data_offsets [{begin}, {end}) span {end - begin} bytes, but shape "
@@ -358,32 +360,60 @@ def load_folder_tokenizer(folder: str | Path):
     return tokenizer
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, kind: type = dict) -> Any:
+    """The JSON value of `path`, which must be a `kind` (object or list)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: not valid JSON: {exc}") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read: {exc}") from exc
+    if not isinstance(value, kind):
+        what = "an object" if kind is dict else "a list"
+        raise CheckpointError(f"{path}: expected a JSON {what}, found {type(value).__name__}")
+    return value
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CheckpointError(f"{path}: not UTF-8 text: {exc}") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read: {exc}") from exc
 
 
 def folder_extras(folder: str | Path) -> dict[str, Any]:
-    """What else a folder says that the engine may need (see `load_weights` for the keys)."""
+    """What else a folder says that the engine may need (see `load_weights` for the keys).
+
+    Each value has the type `load_weights` documents, or CheckpointError names the file."""
     folder = Path(folder)
     extras: dict[str, Any] = {"format": "safetensors", "source": folder}
     tokenizer_config = {}
-    if (folder / "tokenizer_config.json").is_file():
-        tokenizer_config = _read_json(folder / "tokenizer_config.json")
+    tc_path = folder / "tokenizer_config.json"
+    if tc_path.is_file():
+        tokenizer_config = _read_json(tc_path)
+        keys = TypedKeys(tokenizer_config, str(tc_path))
+        keys.string("chat_template", None)
+        for role in ("bos_token", "eos_token"):  # a string, or an AddedToken object
+            token = tokenizer_config.get(role)
+            if isinstance(token, dict):
+                TypedKeys(token, f"{tc_path}: {role}").string("content", None)
+            elif token is not None:
+                keys.string(role)
     extras["tokenizer_config"] = tokenizer_config
     template = tokenizer_config.get("chat_template")
     if (folder / "chat_template.jinja").is_file():
-        template = (folder / "chat_template.jinja").read_text(encoding="utf-8")
+        template = _read_text(folder / "chat_template.jinja")
     extras["chat_template"] = template
-    extras["generation_config"] = (
-        _read_json(folder / "generation_config.json")
-        if (folder / "generation_config.json").is_file()
-        else None
-    )
+    generation_config = None
+    if (folder / "generation_config.json").is_file():
+        path = folder / "generation_config.json"
+        generation_config = _read_json(path)
+        TypedKeys(generation_config, str(path)).ids("eos_token_id")
+    extras["generation_config"] = generation_config
     max_len = tokenizer_config.get("model_max_length")
-    if isinstance(max_len, int) and max_len < 1_000_000_000:  # HF writes 1e30 for "no limit"
+    if isinstance(max_len, int) and 0 < max_len < 1_000_000_000:  # HF writes 1e30: "no limit"
         extras["max_seq_length"] = max_len
     if (folder / "modules.json").is_file():
         extras["sentence_transformers"] = _sentence_transformers(folder)
@@ -399,18 +429,23 @@ def _sentence_transformers(folder: Path) -> dict[str, Any]:
     modules: the module types in order; a builder must refuse types it does not implement
     (e.g. a Dense projection) rather than return wrong embeddings.
     """
-    modules = _read_json(folder / "modules.json")
-    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
-        raise CheckpointError(f"{folder / 'modules.json'}: expected a list of module objects")
+    modules_path = folder / "modules.json"
+    modules = _read_json(modules_path, list)
     info: dict[str, Any] = {
-        "modules": [m.get("type", "") for m in modules],
+        "modules": [],
         "pooling": None,
         "normalize": False,
         "max_seq_length": None,
     }
-    for module in modules:
-        kind = module.get("type", "")
-        module_dir = folder / module.get("path", "")
+    for index, module in enumerate(modules):
+        if not isinstance(module, dict):
+            raise CheckpointError(f"{modules_path}: entry {index} is not an object")
+        keys = TypedKeys(module, f"{modules_path}: entry {index}")
+        kind, sub = keys.string("type", ""), keys.string("path", "")
+        info["modules"].append(kind)
+        module_dir = (folder / sub).resolve()
+        if not module_dir.is_relative_to(folder.resolve()):
+            raise CheckpointError(f"{modules_path}: module path {sub!r} leaves the folder")
         if kind.endswith(".Pooling"):
             pooling = _read_json(module_dir / "config.json")
             prefix = "pooling_mode_"
@@ -419,7 +454,9 @@ def _sentence_transformers(folder: Path) -> dict[str, Any]:
         elif kind.endswith(".Normalize"):
             info["normalize"] = True
         elif kind.endswith(".Transformer") and (folder / "sentence_bert_config.json").is_file():
-            bert_cfg = _read_json(folder / "sentence_bert_config.json")
-            info["max_seq_length"] = bert_cfg.get("max_seq_length")
-            info["do_lower_case"] = bert_cfg.get("do_lower_case", False)
+            path = folder / "sentence_bert_config.json"
+            bert_cfg = TypedKeys(_read_json(path), str(path))
+            limit = bert_cfg.get("max_seq_length")
+            info["max_seq_length"] = None if limit is None else bert_cfg.positive("max_seq_length")
+            info["do_lower_case"] = bert_cfg.flag("do_lower_case", False)
     return info

@@ -196,6 +196,11 @@ def check_tensors(
     shape_of = getattr(tensors, "shape", None)
     file_of = getattr(tensors, "file", None)
     where = f" in {source}" if source else ""
+    if config.num_layers > len(tensors):  # every layer has tensors; bounds the enumeration
+        raise CheckpointError(
+            f"the {config.architecture} config{where} claims {config.num_layers} layers, but "
+            f"the checkpoint holds only {len(tensors)} tensors"
+        )
     missing = []
     for name, spec in expected_tensors(config).items():
         if name not in tensors:

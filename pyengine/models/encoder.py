@@ -8,7 +8,7 @@ import numpy as np
 from pyengine.loaders import ModelConfig, UnsupportedModelError
 from pyengine.models import bert
 from pyengine.models.common import WeightPacker
-from pyengine.models.pooling import l2_normalize, pool
+from pyengine.models.pooling import MODES, l2_normalize, pool
 from pyengine.runtime.debug import run_checked
 from pyengine.runtime.model_lock import ModelLock
 from pyengine.runtime.planner import KVCache, Plan, PlanCache, RunState, make_plan
@@ -28,9 +28,10 @@ class EncoderModel:
         dtype: str = "float32",
         debug: bool = False,
     ):
+        source = (extras or {}).get("source", "the model")
         if config.architecture not in bert.FAMILIES:
             raise UnsupportedModelError(
-                f"architecture {config.architecture!r} is not a supported encoder "
+                f"{source}: architecture {config.architecture!r} is not a supported encoder "
                 f"(supported: {', '.join(bert.FAMILIES)})"
             )
         self.config = config
@@ -41,11 +42,16 @@ class EncoderModel:
         for module in st.get("modules", []):
             if module.rsplit(".", 1)[-1] not in _SUPPORTED_MODULES:
                 raise UnsupportedModelError(
-                    f"sentence-transformers module {module!r} is not "
+                    f"{source}: sentence-transformers module {module!r} is not "
                     "supported (Transformer, Pooling, Normalize are)"
                 )
         pooling = st.get("pooling") or {"modes": ["mean_tokens"]}
         self.pooling_modes = tuple(pooling["modes"])
+        if not self.pooling_modes or not set(self.pooling_modes) <= set(MODES):
+            raise UnsupportedModelError(
+                f"{source}: sentence-transformers pooling "
+                f"modes {list(self.pooling_modes)} are not supported (one or more of {MODES})"
+            )
         self.normalize = bool(st.get("normalize", False))
         limit = self.extras.get("max_seq_length") or config.max_position_embeddings
         self.max_seq_length = min(

@@ -24,6 +24,15 @@ from pyengine.runtime.graph import Graph
 from pyengine.runtime.planner import BINDERS, Plan, PlanCache, Step
 
 
+def _committed(shape) -> np.ndarray:
+    """Zeros whose pages are touched now. np.zeros maps pages lazily, so a server's resident
+    memory would creep up as the cache and the step arenas fill, looking like a leak for
+    minutes, and an overcommitted machine would fail mid-request rather than at start."""
+    out = np.empty(shape, np.float32)
+    out.fill(0.0)
+    return out
+
+
 @dataclass
 class KVPool:
     """Per layer K and V pools, [n_blocks, kv_heads, block_size, head_dim] float32 each: views of
@@ -34,7 +43,7 @@ class KVPool:
 
     @classmethod
     def allocate(cls, layers: int, n_blocks: int, kv_heads: int, block_size: int, head_dim: int):
-        whole = np.zeros((2, layers, n_blocks, kv_heads, block_size, head_dim), np.float32)
+        whole = _committed((2, layers, n_blocks, kv_heads, block_size, head_dim))
         return cls(list(whole[0]), list(whole[1]))
 
     @staticmethod
@@ -66,7 +75,7 @@ class RaggedPlanner:
         self.max_tokens = max_tokens
         self.max_rows = max_rows
         self._arenas = {
-            b.name: np.zeros((max_rows if b.per_sequence else max_tokens, b.width), np.float32)
+            b.name: _committed((max_rows if b.per_sequence else max_tokens, b.width))
             for b in graph.buffers.values()
         }
         # Plans are views and closures, cheap to make again: keep the recent shapes only (a

@@ -4,8 +4,8 @@ Routes: GET /v1/models, POST /v1/chat/completions, POST /v1/completions (both wi
 true as server-sent events), POST /v1/embeddings (for an encoder model), GET /health,
 GET /metrics (Prometheus text). Errors answer in OpenAI's JSON shape. The engine runs steps in
 its own thread; each HTTP request waits on an asyncio queue the engine's events are posted to.
-A client that disconnects from a stream cancels its sequences, which frees their cache blocks
-at the next step.
+A client that disconnects, from a stream or while it waits for a whole answer, cancels its
+sequences, which frees their cache blocks at the next step.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from pyengine.generation.generate import encode_chat
@@ -35,6 +35,9 @@ from pyengine.serve.openai_api import (
     usage,
 )
 
+# how often a request waiting for a whole (not streamed) answer checks that its client is
+# still connected
+DISCONNECT_POLL_SECONDS = 0.25
 MAX_BODY_BYTES = 16 * 2**20  # a larger body is refused (413) before it is parsed
 
 
@@ -89,9 +92,13 @@ def create_app(
         size = request.headers.get("content-length")
         if size is not None and size.isdigit() and int(size) > MAX_BODY_BYTES:
             raise ApiError(413, f"request body over {MAX_BODY_BYTES} bytes")
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            raise ApiError(413, f"request body over {MAX_BODY_BYTES} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():  # a chunked body has no length to check first
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise ApiError(413, f"request body over {MAX_BODY_BYTES} bytes")
+            chunks.append(chunk)
+        raw = b"".join(chunks)
         try:
             body = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -229,11 +236,22 @@ def create_app(
         if not stream:
             events = {r.id: [] for r in reqs}
             finished = 0
+            loop = asyncio.get_running_loop()
+            next_check = loop.time() + DISCONNECT_POLL_SECONDS
             try:
                 while finished < len(reqs):
-                    e = await queue.get()
-                    events[e.request.id].append(e)
-                    finished += e.finish_reason is not None
+                    try:
+                        e = await asyncio.wait_for(queue.get(), DISCONNECT_POLL_SECONDS)
+                    except asyncio.TimeoutError:
+                        e = None
+                    if loop.time() >= next_check:
+                        # nobody would read the answer: stop generating it (finally: cancel)
+                        if await request.is_disconnected():
+                            return Response(status_code=499)  # nginx's "client closed"
+                        next_check = loop.time() + DISCONNECT_POLL_SECONDS
+                    if e is not None:
+                        events[e.request.id].append(e)
+                        finished += e.finish_reason is not None
             finally:
                 for r in reqs:
                     if r.finish_reason is None:

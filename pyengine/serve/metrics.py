@@ -4,9 +4,17 @@ step; the app counts HTTP requests by route and status."""
 
 from __future__ import annotations
 
+import threading
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 
 # Latency buckets, seconds: from a fast decode step (a few ms) to a long queue wait.
 _BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
@@ -15,6 +23,11 @@ _BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 6
 class ServerMetrics:
     def __init__(self):
         r = self.registry = CollectorRegistry()
+        # process_resident_memory_bytes, process_open_fds, ...: what a soak watches for leaks
+        ProcessCollector(registry=r)
+        Gauge(
+            "pyengine_python_threads", "Python threads alive in the server", registry=r
+        ).set_function(threading.active_count)
         self.requests = Counter(
             "pyengine_requests",
             "HTTP requests by route and status",

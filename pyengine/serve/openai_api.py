@@ -120,6 +120,8 @@ def sampling_fields(body: dict, default_max_tokens: int) -> dict:
         "seed": field(body, "seed", int, None),
         "stop": stop_strings(body),
         "repetition_penalty": rep,
+        # vLLM's extension: run to max_tokens past EOS (benchmarks, tests of long answers)
+        "ignore_eos": field(body, "ignore_eos", bool, False),
     }
 
 
