@@ -94,42 +94,41 @@ def _encode(args) -> int:
 
 
 def _serve(args) -> int:
-    import pyengine
-
     try:
-        from pyengine.serve.app import serve
+        from pyengine.serve.app import load_app, serve
     except ImportError as e:
         print(
             f"pyengine: error: serve needs the serve extra: pip install 'pyengine[serve]' ({e})",
             file=sys.stderr,
         )
         return 2
-    model = pyengine.load(args.model, dtype=args.dtype, threads=args.threads)
-    options = {}
-    if args.embedding_model:
-        options["embedder"] = pyengine.load(args.embedding_model, dtype=args.dtype)
-        options["embedder_name"] = args.embedding_model
-    name = args.model
-    if not hasattr(model, "generate"):  # an encoder alone: embeddings only
-        options = {"embedder": model, "embedder_name": name}
-        model = None
-    else:
-        options.update(
-            kv_cache_gb=args.kv_cache_gb,
-            max_batch=args.max_batch,
-            max_step_tokens=args.max_step_tokens,
-            prefill_while_decoding=args.prefill_while_decoding,
-            max_queue=args.max_queue,
-            prefix_caching=not args.no_prefix_caching,
-            deterministic=args.deterministic,
-            default_max_tokens=args.default_max_tokens,
-        )
-    print(
-        f"pyengine: serving {name} on http://{args.host}:{args.port}/v1",
-        file=sys.stderr,
-        flush=True,
+    options = dict(
+        kv_cache_gb=args.kv_cache_gb,
+        max_batch=args.max_batch,
+        max_step_tokens=args.max_step_tokens,
+        prefill_while_decoding=args.prefill_while_decoding,
+        max_queue=args.max_queue,
+        prefix_caching=not args.no_prefix_caching,
+        deterministic=args.deterministic,
+        default_max_tokens=args.default_max_tokens,
+        embedding_model=args.embedding_model,
+        dtype=args.dtype,
     )
-    serve(model, host=args.host, port=args.port, model_name=name, **options)
+    where = f"http://{args.host}:{args.port}/v1"
+    if args.ray:
+        from pyengine.ray import serve_on_ray
+
+        print(
+            f"pyengine: serving {args.model} on Ray, {args.replicas} replicas x "
+            f"{args.threads or 1} threads, at {where}",
+            file=sys.stderr,
+            flush=True,
+        )
+        serve_on_ray(args.model, args.replicas, args.threads, args.host, args.port, **options)
+        return 0
+    app = load_app(args.model, threads=args.threads, **options)
+    print(f"pyengine: serving {args.model} on {where}", file=sys.stderr, flush=True)
+    serve(app, host=args.host, port=args.port)
     return 0
 
 
@@ -241,6 +240,12 @@ def main(argv=None) -> int:
         action="store_true",
         help="a request's output is bit-identical alone or in any batch (slower)",
     )
+    srv.add_argument(
+        "--ray",
+        action="store_true",
+        help="run --replicas copies on Ray Serve (needs .[ray]); --threads is per replica",
+    )
+    srv.add_argument("--replicas", type=int, default=1, help="with --ray: replicas to run")
     ppl = sub.add_parser("perplexity", help="perplexity of a decoder on a text file")
     ppl.add_argument(
         "--model",

@@ -6,6 +6,7 @@
 #include "cpu/by_level.h"
 #include "ops/f32_gemm.h"
 #include "ops/int_math.h"
+#include "ops/panel_runs.h"
 #include "runtime/thread_scratch.h"
 
 namespace pyengine::ops {
@@ -46,21 +47,15 @@ GemmEpilogue epilogue_at(const Bf16GemmArgs& g, int64_t row, int64_t col) {
 // Few rows: tasks are runs of whole panels; each panel is swept by row groups of gemv_max_m (one
 // pass over the weights when rows <= gemv_max_m).
 void gemv_path(const Bf16GemmKernels& kt, const Bf16GemmArgs& g, runtime::ThreadPool& pool) {
-  const int64_t panels = ceil_div(g.n, kBf16PanelWidth);
-  const int64_t tasks = std::min<int64_t>(panels, 4 * int64_t(pool.num_threads()));
-  const int64_t per_task = ceil_div(panels, tasks);
-  pool.parallel_for(ceil_div(panels, per_task), [&](int64_t t) {
-    const int64_t j1 = std::min(panels, (t + 1) * per_task);
-    for (int64_t j = t * per_task; j < j1; ++j) {
-      const int64_t col = j * kBf16PanelWidth;
-      const int n = int(std::min<int64_t>(kBf16PanelWidth, g.n - col));
-      const uint16_t* panel = g.b_packed + size_t(j) * panel_elems(g.k);
-      for (int64_t i = 0; i < g.m; i += kt.gemv_max_m) {
-        const int rows = int(std::min<int64_t>(kt.gemv_max_m, g.m - i));
-        const GemmEpilogue ep = epilogue_at(g, i, col);
-        kt.gemv_panel(rows, n, int(g.k), g.a + i * g.lda, g.lda, panel, g.c + i * g.ldc + col,
-                      g.ldc, has_epilogue(g) ? &ep : nullptr);
-      }
+  parallel_panel_runs(ceil_div(g.n, kBf16PanelWidth), pool, [&](int64_t j) {
+    const int64_t col = j * kBf16PanelWidth;
+    const int n = int(std::min<int64_t>(kBf16PanelWidth, g.n - col));
+    const uint16_t* panel = g.b_packed + size_t(j) * panel_elems(g.k);
+    for (int64_t i = 0; i < g.m; i += kt.gemv_max_m) {
+      const int rows = int(std::min<int64_t>(kt.gemv_max_m, g.m - i));
+      const GemmEpilogue ep = epilogue_at(g, i, col);
+      kt.gemv_panel(rows, n, int(g.k), g.a + i * g.lda, g.lda, panel, g.c + i * g.ldc + col, g.ldc,
+                    has_epilogue(g) ? &ep : nullptr);
     }
   });
 }

@@ -4,6 +4,7 @@
 
 #include "cpu/by_level.h"
 #include "ops/int_math.h"
+#include "ops/panel_runs.h"
 #include "runtime/aligned_buffer.h"
 #include "runtime/thread_scratch.h"
 
@@ -46,19 +47,13 @@ namespace {
 
 // Few rows: every thread streams a contiguous run of whole panels over all of K, once.
 void gemv_path(const F32GemmKernels& kt, const F32GemmArgs& g, runtime::ThreadPool& pool) {
-  const int64_t panels = ceil_div(g.n, kt.nr);
-  const int64_t tasks = std::min<int64_t>(panels, 4 * int64_t(pool.num_threads()));
-  const int64_t per_task = ceil_div(panels, tasks);
-  pool.parallel_for(ceil_div(panels, per_task), [&](int64_t t) {
-    const int64_t j1 = std::min(panels, (t + 1) * per_task);
-    for (int64_t j = t * per_task; j < j1; ++j) {
-      const int64_t col = j * kt.nr;
-      const GemmEpilogue ep{g.bias ? g.bias + col : nullptr,
-                            g.residual ? g.residual + col : nullptr, g.ldr};
-      const bool has_ep = g.bias != nullptr || g.residual != nullptr;
-      kt.gemv_panel(int(g.m), int(std::min<int64_t>(kt.nr, g.n - col)), int(g.k), g.a, g.lda,
-                    g.b_packed + j * g.k * kt.nr, g.c + col, g.ldc, has_ep ? &ep : nullptr);
-    }
+  parallel_panel_runs(ceil_div(g.n, kt.nr), pool, [&](int64_t j) {
+    const int64_t col = j * kt.nr;
+    const GemmEpilogue ep{g.bias ? g.bias + col : nullptr, g.residual ? g.residual + col : nullptr,
+                          g.ldr};
+    const bool has_ep = g.bias != nullptr || g.residual != nullptr;
+    kt.gemv_panel(int(g.m), int(std::min<int64_t>(kt.nr, g.n - col)), int(g.k), g.a, g.lda,
+                  g.b_packed + j * g.k * kt.nr, g.c + col, g.ldc, has_ep ? &ep : nullptr);
   });
 }
 

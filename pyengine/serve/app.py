@@ -496,9 +496,33 @@ def create_app(
     return app
 
 
-def serve(model, host: str = "127.0.0.1", port: int = 8000, **app_options) -> None:
+def load_app(
+    model: str,
+    *,
+    dtype: str = "auto",
+    threads: int | None = None,
+    embedding_model: str | None = None,
+    model_name: str | None = None,
+    **options,
+) -> FastAPI:
+    """The app of `pyengine serve`, its models loaded here: `model` a decoder (chat and
+    completions, with `embedding_model` beside it for embeddings) or an encoder alone
+    (embeddings). options: create_app's (engine options, default_max_tokens); the engine
+    options are dropped for an encoder alone. The CLI and each Ray replica build it so."""
+    import pyengine
+
+    decoder = pyengine.load(model, dtype=dtype, threads=threads)
+    name = model_name or str(model)
+    if not hasattr(decoder, "generate"):  # an encoder alone: embeddings only
+        return create_app(None, embedder=decoder, embedder_name=name)
+    if embedding_model:
+        options["embedder"] = pyengine.load(embedding_model, dtype=dtype)
+        options["embedder_name"] = embedding_model
+    return create_app(decoder, model_name=name, **options)
+
+
+def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Runs the app with uvicorn until interrupted."""
     import uvicorn
 
-    app = create_app(model, **app_options)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -4,8 +4,10 @@ step; the app counts HTTP requests by route and status."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import tracemalloc
 
 from prometheus_client import (
     CollectorRegistry,
@@ -28,6 +30,13 @@ class ServerMetrics:
         Gauge(
             "pyengine_python_threads", "Python threads alive in the server", registry=r
         ).set_function(threading.active_count)
+        if os.environ.get("PYENGINE_TRACEMALLOC"):
+            # diagnosis of memory growth (slows every allocation): the Python heap alone, to
+            # tell objects kept alive from the allocator's own growth in resident memory
+            tracemalloc.start()
+            Gauge(
+                "pyengine_python_heap_bytes", "Python heap (tracemalloc), if traced", registry=r
+            ).set_function(lambda: tracemalloc.get_traced_memory()[0])
         self.requests = Counter(
             "pyengine_requests",
             "HTTP requests by route and status",

@@ -169,6 +169,12 @@ def test_soak(served_gguf):
 
     served = sum(outcomes.values())
     growth = after["process_resident_memory_bytes"] / before["process_resident_memory_bytes"] - 1
+    heap = ""
+    if "pyengine_python_heap_bytes" in before:
+        heap = (
+            f", Python heap {before['pyengine_python_heap_bytes'] / 2**20:.1f} -> "
+            f"{after['pyengine_python_heap_bytes'] / 2**20:.1f} MiB"
+        )
     print(
         f"\nsoak: {served} requests from {CLIENTS} clients in {elapsed:.0f} s after a "
         f"{WARMUP}-request warm-up ({served / elapsed:.1f}/s), outcomes {dict(outcomes)}; "
@@ -177,6 +183,7 @@ def test_soak(served_gguf):
         f"by tenths: {' '.join(f'{r / 2**20:.1f}' for r in resident)}), open fds "
         f"{before['process_open_fds']:.0f} -> {fds:.0f}, Python threads {initial_threads:.0f} "
         f"at start, by tenths {' '.join(f'{t:.0f}' for t in threads)} -> {end_threads:.0f}"
+        f"{heap}"
     )
     failures = {k: v for k, v in outcomes.items() if k not in ("ok", "abandoned", "refused")}
     assert not failures, failures
