@@ -2,6 +2,23 @@
 
 from __future__ import annotations
 
+import functools
+
+
+def _raise_exception(message):
+    raise ValueError(f"chat template: {message}")
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(template: str):
+    """The template compiled once: a server renders the same one for every request, and
+    compiling it (parse + Python code generation) costs far more than rendering."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = _raise_exception
+    return env.from_string(template)
+
 
 def render_chat(template: str | None, messages: list[dict], special_tokens: dict) -> str:
     """The prompt text for `messages` ([{"role": ..., "content": ...}]), ending with the
@@ -17,17 +34,10 @@ def render_chat(template: str | None, messages: list[dict], special_tokens: dict
             or not isinstance(m.get("content"), str)
         ):
             raise ValueError(f"messages[{i}] must be a dict with str 'role' and 'content'")
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    def raise_exception(message):
-        raise ValueError(f"chat template: {message}")
-
     from jinja2 import TemplateError
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    env.globals["raise_exception"] = raise_exception
     try:
-        return env.from_string(template).render(
+        return _compiled(template).render(
             messages=messages,
             add_generation_prompt=True,
             bos_token=special_tokens.get("bos") or "",
