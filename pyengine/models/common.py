@@ -121,11 +121,36 @@ class WeightPacker:
                 release(name)
 
 
-def rope_tables(inv_freq: np.ndarray, max_positions: int) -> tuple[np.ndarray, np.ndarray]:
-    """cos and sin of position * inv_freq, [max_positions, head_dim // 2] float32, computed in
-    float64 once at load."""
-    angles = np.outer(np.arange(max_positions, dtype=np.float64), inv_freq)
-    return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+class RopeTable:
+    """cos and sin of position * inv_freq, [rows, head_dim // 2] float32 each, computed in
+    float64 for the positions run so far and grown (to at least twice its rows) when a call
+    needs more. Precomputing the whole context at load would make a model that claims a
+    context of millions of positions (or a file that says 2^31) cost gigabytes before it ran.
+    Grown under the model's lock: calls on one model take turns."""
+
+    INITIAL_ROWS = 4096
+
+    def __init__(self, inv_freq: np.ndarray, max_positions: int):
+        self.inv_freq = np.asarray(inv_freq, np.float64)
+        self.max_positions = int(max_positions)
+        self.cos = self.sin = np.zeros((0, self.inv_freq.size), np.float32)
+        self.ensure(min(self.INITIAL_ROWS, self.max_positions))
+
+    def ensure(self, rows: int) -> None:
+        """At least `rows` rows (positions 0 .. rows - 1), never past the context unless a
+        call asks for it (the kernel then refuses positions past the table's end)."""
+        have = self.cos.shape[0]
+        if rows <= have:
+            return
+        rows = max(rows, min(2 * have, self.max_positions))
+        angles = np.outer(np.arange(rows, dtype=np.float64), self.inv_freq)
+        self.cos, self.sin = np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+
+    def for_positions(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(cos, sin) covering every position in `positions` (when it is not empty)."""
+        if positions.size:
+            self.ensure(int(positions.max()) + 1)
+        return self.cos, self.sin
 
 
 def add_lm_head(g: Graph, x: str, lm_head, vocab: int, logits: str) -> None:

@@ -13,7 +13,7 @@ Per layer, on activations [T, width]:
 from __future__ import annotations
 
 from pyengine.loaders import ModelConfig
-from pyengine.models.common import WeightPacker, add_lm_head, rope_tables
+from pyengine.models.common import RopeTable, WeightPacker, add_lm_head
 from pyengine.runtime.graph import Graph
 
 FAMILIES = ("llama", "mistral", "qwen2")
@@ -39,14 +39,12 @@ def prepare(cfg: ModelConfig, packer: WeightPacker) -> dict:
             }
         )
     embed, lm_head = packer.embedding_and_head(cfg.tie_word_embeddings)
-    cos, sin = rope_tables(cfg.rope_inv_freq(), cfg.max_position_embeddings)
     return {
         "embed": embed,
         "layers": layers,
         "final_norm": packer.array("model.norm.weight"),
         "lm_head": lm_head,
-        "cos": cos,
-        "sin": sin,
+        "rope": RopeTable(cfg.rope_inv_freq(), cfg.max_position_embeddings),
     }
 
 
@@ -60,7 +58,7 @@ def build(cfg: ModelConfig, w: dict, logits: str) -> Graph:
     attn = g.buffer("attn", nh * hd)
     gate_up = g.buffer("gate_up", 2 * cfg.intermediate_size)
     act = g.buffer("act", cfg.intermediate_size)
-    rope = {"cos": w["cos"], "sin": w["sin"], "interleaved": False}
+    rope = {"table": w["rope"], "interleaved": False}
 
     g.add("embed", [], h, "embed_tokens", table=w["embed"])
     for i, lw in enumerate(w["layers"]):

@@ -159,8 +159,13 @@ def _bind_rope(op, plan):
     assert out is x, "rope works in place"
     state = plan.state
     view = _heads_view(x, state, op.attrs["heads"])
-    cos, sin, inter = op.attrs["cos"], op.attrs["sin"], op.attrs["interleaved"]
-    return lambda: _C.rope(view, state.positions, cos, sin, interleaved=inter)
+    table, inter = op.attrs["table"], op.attrs["interleaved"]
+
+    def call():
+        cos, sin = table.for_positions(state.positions)
+        _C.rope(view, state.positions, cos, sin, interleaved=inter)
+
+    return call
 
 
 def _bind_kv_write(op, plan):

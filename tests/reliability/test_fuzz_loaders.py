@@ -315,3 +315,16 @@ def test_seeds_load_and_run(seed_dir):
     """The seeds themselves are valid: a mutation's refusal is the mutation's doing."""
     for source in (seed_dir / "seed.gguf", seed_dir / "llama", seed_dir / "encoder"):
         exercise(pyengine.load(source))
+
+
+def test_a_context_of_two_billion_positions_costs_nothing_at_load(tmp_path):
+    """Found by the GGUF fuzzer: the rotary tables were computed for the whole claimed
+    context at load (2^31 positions: 512 GB, and a hang). They now grow with the positions
+    run."""
+    path = seeds.write_gguf_seed(tmp_path / "long.gguf", context=2**31)
+    tracemalloc.reset_peak()
+    baseline = tracemalloc.get_traced_memory()[0]
+    model = pyengine.load(path)
+    model.forward([[1, 2, 3]])
+    assert tracemalloc.get_traced_memory()[1] - baseline < ALLOC_FLOOR
+    assert model._weights["rope"].cos.shape[0] <= 4096

@@ -102,6 +102,40 @@ def test_random_bytes_are_a_400(client, raw):
     _check(r)
 
 
+NAN, INF = float("nan"), float("inf")
+ADVERSARIAL = {
+    "1 MB prompt": ("/v1/completions", {"prompt": "a " * 500_000, "max_tokens": 2}),
+    "10k messages": (
+        "/v1/chat/completions",
+        {"messages": [{"role": "user", "content": "hi"}] * 10_000},
+    ),
+    "huge max_tokens": ("/v1/completions", {"prompt": "a", "max_tokens": 10**18}),
+    "NaN temperature": ("/v1/completions", {"prompt": "a", "temperature": NAN}),
+    "negative temperature": ("/v1/completions", {"prompt": "a", "temperature": -1}),
+    "infinite top_p": ("/v1/completions", {"prompt": "a", "top_p": INF}),
+    "5000 stop strings": ("/v1/completions", {"prompt": "a", "stop": ["x"] * 5000}),
+    "a billion choices": ("/v1/completions", {"prompt": "a", "n": 10**9}),
+    "a billion logprobs": ("/v1/completions", {"prompt": "a", "logprobs": 10**9}),
+    "nested token lists": ("/v1/completions", {"prompt": [[1, 2], [3]], "max_tokens": 2}),
+    "ids out of range": ("/v1/completions", {"prompt": [10**12], "max_tokens": 2}),
+    "embeddings of a decoder": ("/v1/embeddings", {"input": "a"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ADVERSARIAL))
+def test_adversarial_bodies_are_a_4xx(client, case):
+    route, body = ADVERSARIAL[case]
+    r = client.post(route, content=_dumps(body))
+    assert 400 <= r.status_code < 500, (case, r.status_code, r.text[:300])
+    _check(r)
+
+
+def test_invalid_utf8_is_a_400(client):
+    r = client.post("/v1/completions", content=b'{"prompt": "\xff\xfe\x80", "max_tokens": 2}')
+    assert r.status_code == 400
+    _check(r)
+
+
 def test_still_serving_after_the_fuzz(client):
     r = client.post("/v1/completions", json={"prompt": "a b", "max_tokens": 3})
     assert r.status_code == 200 and r.json()["choices"][0]["finish_reason"] in ("stop", "length")
