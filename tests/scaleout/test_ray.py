@@ -6,6 +6,7 @@ while it loads is replaced, and clients meanwhile get answers or clean errors, n
 from __future__ import annotations
 
 import concurrent.futures as cf
+import os
 import sys
 import threading
 import time
@@ -28,10 +29,24 @@ import fuzz_seeds  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    from pyengine.bench.serve_suite import free_port
+def cluster(tmp_path_factory):
+    """A local Ray instance whose workers import the pyengine these tests run: Ray puts the
+    driver's working directory on its workers' path, where a source checkout (its extension
+    not built in place) would shadow the installed package; so the driver starts Ray from an
+    empty folder, and the workers get the running pyengine's folder first on PYTHONPATH."""
+    from pyengine.bench.serve_suite import free_port, pyengine_root
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    cwd = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("ray-cwd"))
+    try:
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"PYTHONPATH": pyengine_root()}},
+        )
+    finally:
+        os.chdir(cwd)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     yield f"http://127.0.0.1:{port}"
