@@ -21,14 +21,19 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import os
-import sys
 import time
 
 import httpx
 
 import pyengine
 from pyengine.bench.machine import describe_machine
-from pyengine.bench.serve_suite import free_port, pyengine_env, pyengine_root, server_process
+from pyengine.bench.serve_suite import (
+    free_port,
+    pyengine_argv,
+    pyengine_env,
+    pyengine_root,
+    server_process,
+)
 
 
 def drive(base: str, model: str, clients: int, requests: int, tokens: int) -> float:
@@ -56,20 +61,7 @@ def drive(base: str, model: str, clients: int, requests: int, tokens: int) -> fl
 def decode_rows(args, cores: int) -> list[tuple[str, float]]:
     rows = []
     port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "pyengine.cli",
-        "serve",
-        "--model",
-        args.model,
-        "--port",
-        str(port),
-        "--threads",
-        str(cores),
-        "--kv-cache-gb",
-        "0.5",
-    ]
+    cmd = pyengine_argv(args.model, cores, "auto", port) + ["--kv-cache-gb", "0.5"]
     with server_process(cmd, port, "/health", pyengine_env(), pyengine_root()) as base:
         rows.append(
             (

@@ -4,7 +4,6 @@ it is idle. Traffic goes to 127.0.0.1 only."""
 from __future__ import annotations
 
 import re
-import sys
 import time
 
 CONTEXT = 4096  # the served model's context length
@@ -12,11 +11,16 @@ CONTEXT = 4096  # the served model's context length
 
 def start_server(model_path, *extra):
     """Context manager: the server's base URL once /health answers; stopped at exit."""
-    from pyengine.bench.serve_suite import free_port, pyengine_env, pyengine_root, server_process
+    from pyengine.bench.serve_suite import (
+        free_port,
+        pyengine_argv,
+        pyengine_env,
+        pyengine_root,
+        server_process,
+    )
 
     port = free_port()
-    cmd = [sys.executable, "-m", "pyengine.cli", "serve", "--model", str(model_path)]
-    cmd += ["--port", str(port), "--threads", "1", "--kv-cache-gb", "0.02", *extra]
+    cmd = pyengine_argv(model_path, 1, "auto", port) + ["--kv-cache-gb", "0.02", *extra]
     return server_process(cmd, port, "/health", pyengine_env(), pyengine_root())
 
 
