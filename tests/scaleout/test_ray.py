@@ -36,6 +36,14 @@ def cluster(tmp_path_factory):
     empty folder, and the workers get the running pyengine's folder first on PYTHONPATH."""
     from pyengine.bench.serve_suite import free_port, pyengine_root
 
+    # Serve gives its HTTP proxy 5 s to start; a loaded 2-core CI machine can take longer.
+    # Ray's processes read these at start, from the environment ray.init passes on.
+    patience = {
+        "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "120",
+        "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "60",
+    }
+    saved = {k: os.environ.get(k) for k in patience}
+    os.environ.update(patience)
     cwd = os.getcwd()
     os.chdir(tmp_path_factory.mktemp("ray-cwd"))
     try:
@@ -52,6 +60,11 @@ def cluster(tmp_path_factory):
     yield f"http://127.0.0.1:{port}"
     serve.shutdown()
     ray.shutdown()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="module")
@@ -143,8 +156,10 @@ def test_a_replica_killed_while_loading_is_replaced(cluster, tiny_gguf):
 
     def ask(_):
         try:
+            # no answer in 3 minutes counts as a hang (a replacement replica on a loaded
+            # 2-core machine takes tens of seconds to start)
             r = httpx.post(
-                cluster + "/v1/completions", timeout=60, json={"prompt": "hello", "max_tokens": 4}
+                cluster + "/v1/completions", timeout=180, json={"prompt": "hello", "max_tokens": 4}
             )
         except httpx.TimeoutException:
             return "hang"
