@@ -23,6 +23,9 @@ The row-wise and elementwise ops of a transformer layer, all float32:
 - ``add(a, b, *, out=None, isa=None)`` (same shapes);
 - ``gelu(x, *, approximate="tanh", out=None, isa=None)`` ("tanh" or "none" = exact erf);
 - ``swiglu(gate_up, *, out=None, isa=None)``: silu(gate) * up from ``[..., 2 * I]``;
+- ``geglu(gate_up, *, out=None, isa=None)``: gelu_tanh(gate) * up from ``[..., 2 * I]`` (Gemma);
+- ``scale(x, s, *, out=None, isa=None)``: ``s * x``;
+- ``softcap(x, cap, *, out=None, isa=None)``: ``cap * tanh(x / cap)`` (Gemma 2's logits);
 - ``embedding(table, ids, *, out=None)``: ``table[ids]``;
 - ``rope(x, positions, cos, sin, *, interleaved=False, isa=None)``: rotary embedding in place.
 
@@ -32,11 +35,13 @@ Attention over a KV cache:
   ([batch, q_len, n_kv_heads, head_dim]) at positions ``start_pos ...`` of a KV cache
   ([batch, n_kv_heads, max_ctx, head_dim], positions contiguous per head);
 - ``attention(q, k_cache, v_cache, *, start_pos, key_begin=None, key_end=None, causal=True,
-  scale=None, out=None, isa=None)``: softmax(q k^T * scale + mask) v for queries
+  scale=None, window=0, softcap=0.0, out=None, isa=None)``: softmax(q k^T * scale + mask) v
+  for queries
   [batch, q_len, n_heads, head_dim] at positions ``start_pos + t``, with GQA/MQA (query head h
   uses KV head h // (n_heads // n_kv_heads)). Query t of row b sees keys
-  ``key_begin[b] <= j < key_end[b]`` and, when causal, ``j <= start_pos + t``; one that sees no
-  key gets zeros.
+  ``key_begin[b] <= j < key_end[b]`` and, when causal, ``j <= start_pos + t`` (and, with a
+  sliding window, ``j > start_pos + t - window``); one that sees no key gets zeros. softcap > 0
+  soft-caps the scores: ``softcap * tanh(s / softcap)``.
 
 ``out`` (optional) receives the result without allocation; where documented it may be an input
 itself (in place). ``isa`` forces an ISA level ("generic", "avx2", "avx512", "amx"). Row-wise
@@ -53,12 +58,15 @@ from pyengine._C import (
     add,
     attention,
     embedding,
+    geglu,
     gelu,
     kv_cache_write,
     layer_norm,
     matmul,
     rms_norm,
     rope,
+    scale,
+    softcap,
     softmax,
     swiglu,
 )
@@ -71,11 +79,14 @@ __all__ = [
     "attention",
     "embedding",
     "gelu",
+    "geglu",
     "kv_cache_write",
     "layer_norm",
     "matmul",
     "rms_norm",
     "rope",
+    "scale",
+    "softcap",
     "softmax",
     "swiglu",
 ]

@@ -159,16 +159,19 @@ def assert_same_for_any_thread_count(fn):
 
 
 def attention_visible(
-    q_len: int, max_ctx: int, start_pos: int, key_begin, key_end, causal: bool
+    q_len: int, max_ctx: int, start_pos: int, key_begin, key_end, causal: bool, window: int = 0
 ) -> np.ndarray:
     """[batch, q_len, max_ctx] bool: query t of batch row b sees key j when
-    key_begin[b] <= j < key_end[b] and, if causal, j <= start_pos + t."""
+    key_begin[b] <= j < key_end[b] and, if causal, j <= start_pos + t and, with a sliding
+    window, j > start_pos + t - window."""
     j = np.arange(max_ctx)
     kb = np.asarray(key_begin, np.int64)[:, None, None]
     ke = np.asarray(key_end, np.int64)[:, None, None]
     visible = (j >= kb) & (j < ke)
     if causal:
         visible = visible & (j <= start_pos + np.arange(q_len)[:, None])
+    if window:
+        visible = visible & (j > start_pos + np.arange(q_len)[:, None] - window)
     return np.broadcast_to(visible, (len(kb), q_len, max_ctx))
 
 
@@ -182,8 +185,11 @@ def attention_reference(
     key_end=None,
     causal: bool = True,
     scale: float | None = None,
+    window: int = 0,
+    softcap: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """softmax(q k^T * scale + mask) v in float64, and the elementwise error bound of fp32.
+    With softcap > 0 the scores are softcap * tanh(score / softcap) (Gemma 2).
 
     q [batch, q_len, n_heads, D]; caches [batch, n_kv_heads, max_ctx, D]; query head h uses KV
     head h // (n_heads // n_kv_heads); masks as in attention_visible; a query that sees no key
@@ -204,7 +210,8 @@ def attention_reference(
     With V1 = sum_j w_j |v_j| >= |o| and sum_j w_j |v_j - o| <= 2 V1 this gives
         |err| <= u sum_j w_j |v_j - o| ((D + 1) a_j + 3 |s_j - m|) + (6 n + 5) eps V1.
     We allow twice that, with |v_j - o| <= |v_j| + |o|. This is the only tolerance used for
-    attention tests.
+    attention tests. Soft-capping passes a score's error on damped (tanh' <= 1) and adds its
+    own: the division, tanh's 1.1 ulp and the product, under 2 eps |s_j|, counted in a_j.
     """
     batch, q_len, n_heads, d = q.shape
     n_kv, max_ctx = k_cache.shape[1], k_cache.shape[2]
@@ -212,7 +219,7 @@ def attention_reference(
     scale = 1.0 / np.sqrt(d) if scale is None else scale
     key_begin = np.zeros(batch, np.int64) if key_begin is None else key_begin
     key_end = np.full(batch, start_pos + q_len, np.int64) if key_end is None else key_end
-    visible = attention_visible(q_len, max_ctx, start_pos, key_begin, key_end, causal)
+    visible = attention_visible(q_len, max_ctx, start_pos, key_begin, key_end, causal, window)
     ref = np.zeros(q.shape)
     bound = np.zeros(q.shape)
     for b in range(batch):
@@ -222,12 +229,17 @@ def attention_reference(
             qh = q[b, :, h].astype(np.float64)  # [q_len, D]
             k = k_cache[b, h // group].astype(np.float64)  # [max_ctx, D]
             v = v_cache[b, h // group].astype(np.float64)
-            s = np.where(seen, scale * (qh @ k.T), -np.inf)
+            s = scale * (qh @ k.T)
+            if softcap:
+                s = softcap * np.tanh(s / softcap)
+            s = np.where(seen, s, -np.inf)
             m = np.where(n > 0, s.max(axis=1, keepdims=True), 0.0)
             p = np.where(seen, np.exp(s - m), 0.0)
             w = p / np.maximum(p.sum(axis=1, keepdims=True), 1e-300)
             o = w @ v
             a = abs(scale) * (np.abs(qh) @ np.abs(k.T))
+            if softcap:
+                a = a + 2 * np.abs(np.where(seen, s, 0.0)) / (d + 1)
             c = np.where(seen, (d + 1) * a + 3 * np.abs(np.where(seen, s - m, 0.0)), 0.0)
             wc = w * c
             per_key = wc @ np.abs(v) + wc.sum(axis=1, keepdims=True) * np.abs(o)

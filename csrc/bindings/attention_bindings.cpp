@@ -69,6 +69,20 @@ std::vector<int64_t> key_bounds_arg(const py::object& obj, const char* name, py:
   return values;
 }
 
+// A sliding window (keys per query, 0: none) and a score soft-cap (0: none).
+int64_t window_arg(int64_t window) {
+  if (window < 0)
+    throw py::value_error("window must be >= 0 (0: no window), got " + std::to_string(window));
+  return window;
+}
+float softcap_arg(double softcap) {
+  if (!std::isfinite(softcap) || softcap < 0.0) {
+    throw py::value_error("softcap must be a finite number >= 0 (0: none), got " +
+                          std::string(py::repr(py::float_(softcap))));
+  }
+  return float(softcap);
+}
+
 // The scale of the scores: default 1/sqrt(head_dim); must be finite.
 float scale_arg(std::optional<double> scale, int64_t head_dim) {
   const double value = scale.value_or(1.0 / std::sqrt(double(head_dim)));
@@ -130,7 +144,8 @@ void kv_cache_write(const py::object& k_obj, const py::object& v_obj, const py::
 py::array attention(const py::object& q_obj, const py::object& kc_obj, const py::object& vc_obj,
                     int64_t start_pos, const py::object& key_begin_obj,
                     const py::object& key_end_obj, bool causal, std::optional<double> scale,
-                    const py::object& out_obj, const py::object& isa) {
+                    int64_t window, double softcap, const py::object& out_obj,
+                    const py::object& isa) {
   py::array q = require_4d(q_obj, "q");
   py::array k_cache = require_4d(kc_obj, "k_cache");
   py::array v_cache = require_4d(vc_obj, "v_cache");
@@ -183,6 +198,11 @@ py::array attention(const py::object& q_obj, const py::object& kc_obj, const py:
   args.key_end = key_end.data();
   args.causal = causal;
   args.scale = scale_value;
+  args.window = window_arg(window);
+  args.softcap = softcap_arg(softcap);
+  if (args.window > 0 && !causal) {
+    throw py::value_error("a sliding window (window > 0) needs causal=True");
+  }
   {
     KernelScope scope;
     ops::f32_attention(ops::f32_attention_kernels(level), args, runtime::ThreadPool::instance());
@@ -272,8 +292,8 @@ void paged_kv_write(const py::object& k_obj, const py::object& v_obj, const py::
 py::array paged_attention(const py::object& q_obj, const py::object& kp_obj,
                           const py::object& vp_obj, const py::object& q_start_obj,
                           const py::object& first_pos_obj, const py::object& table_obj,
-                          std::optional<double> scale, const py::object& out_obj,
-                          const py::object& isa) {
+                          std::optional<double> scale, int64_t window, double softcap,
+                          const py::object& out_obj, const py::object& isa) {
   py::array q = require_3d(q_obj, "q");
   py::array k_pool = require_4d(kp_obj, "k_pool");
   py::array v_pool = require_4d(vp_obj, "v_pool");
@@ -299,6 +319,7 @@ py::array paged_attention(const py::object& q_obj, const py::object& kp_obj,
   const int32_t* table = int32_arg(table_obj, "block_table", {n_seqs, stride});
   const int32_t* q_start = int32_arg(q_start_obj, "q_start", {n_seqs + 1});
   const int32_t* first_pos = int32_arg(first_pos_obj, "first_pos", {n_seqs});
+  window = window_arg(window);
   if (q_start[0] != 0 || q_start[n_seqs] != tokens) {
     throw py::value_error("q_start must run from 0 to q's token count " + std::to_string(tokens));
   }
@@ -313,7 +334,10 @@ py::array paged_attention(const py::object& q_obj, const py::object& kp_obj,
       throw py::value_error("sequence " + i + " needs " + std::to_string(blocks) +
                             " blocks of its table, which has " + std::to_string(stride));
     }
-    for (int64_t c = 0; q_start[s + 1] > q_start[s] && c < blocks; ++c) {
+    // With a window, blocks wholly before the first row's window are never read (nor checked).
+    const int64_t first_block =
+        window > 0 ? std::max<int64_t>(0, first_pos[s] - window + 1) / bs : 0;
+    for (int64_t c = first_block; q_start[s + 1] > q_start[s] && c < blocks; ++c) {
       const int32_t id = table[s * stride + c];
       if (id < 0 || id >= n_blocks) {
         throw py::value_error("block_table[" + i + ", " + std::to_string(c) +
@@ -340,6 +364,8 @@ py::array paged_attention(const py::object& q_obj, const py::object& kp_obj,
   args.first_pos = first_pos;
   args.block_table = table;
   args.scale = scale_value;
+  args.window = window_arg(window);
+  args.softcap = softcap_arg(softcap);
   {
     KernelScope scope;
     ops::f32_paged_attention(ops::f32_attention_kernels(level), args,
@@ -369,7 +395,8 @@ writeable [n_blocks, n_kv_heads, block_size, head_dim]; slots: int32 [tokens], e
 block_size (ValueError otherwise).)doc");
   m.def("paged_attention", &paged_attention, py::arg("q"), py::arg("k_pool"), py::arg("v_pool"),
         py::kw_only(), py::arg("q_start"), py::arg("first_pos"), py::arg("block_table"),
-        py::arg("scale") = py::none(), py::arg("out") = py::none(), py::arg("isa") = py::none(),
+        py::arg("scale") = py::none(), py::arg("window") = 0, py::arg("softcap") = 0.0,
+        py::arg("out") = py::none(), py::arg("isa") = py::none(),
         R"doc(
 Causal attention of a ragged batch over a paged KV cache (the serving engine's step).
 
@@ -378,12 +405,15 @@ q_start[s+1]-1 (q_start: int32 [n_seqs + 1], from 0 to tokens), at positions fir
 (first_pos: int32 [n_seqs]); the query at position p sees its sequence's keys 0 .. p, key j in
 block block_table[s, j // block_size] (block_table: int32 [n_seqs, max_blocks]) of k_pool, v_pool
 (float32 C-contiguous [n_blocks, n_kv_heads, block_size, head_dim]). GQA/MQA as attention().
-scale: default 1/sqrt(head_dim). out: optional float32 [tokens, n_heads, head_dim]. isa: force a
+scale: default 1/sqrt(head_dim). window > 0: a sliding window, the query at p sees keys p - window
++ 1 .. p only (blocks wholly before it are never read). softcap > 0: scores s become softcap *
+tanh(s / softcap) (Gemma 2). out: optional float32 [tokens, n_heads, head_dim]. isa: force a
 level. A sequence's rows are bit-identical whatever the other sequences and the thread count.)doc");
   m.def("attention", &attention, py::arg("q"), py::arg("k_cache"), py::arg("v_cache"),
         py::kw_only(), py::arg("start_pos"), py::arg("key_begin") = py::none(),
         py::arg("key_end") = py::none(), py::arg("causal") = true, py::arg("scale") = py::none(),
-        py::arg("out") = py::none(), py::arg("isa") = py::none(), R"doc(
+        py::arg("window") = 0, py::arg("softcap") = 0.0, py::arg("out") = py::none(),
+        py::arg("isa") = py::none(), R"doc(
 softmax(q k^T * scale + mask) v over a KV cache, for every query head; GQA/MQA supported.
 
 q: float32 C-contiguous [batch, q_len, n_heads, head_dim]; k_cache, v_cache: float32
@@ -392,7 +422,9 @@ uses KV head h // (n_heads // n_kv_heads). Query t of batch row b sits at positi
 and sees the keys j with key_begin[b] <= j < key_end[b] and, when causal, j <= start_pos + t.
 key_begin, key_end: int32/int64 arrays [batch] or None (0 and start_pos + q_len); key_end <=
 max_ctx. Left padding of a batched prompt: key_begin; right padding (encoders): key_end with
-causal=False. A query that sees no key gets zeros. scale: default 1/sqrt(head_dim). out:
+causal=False. A query that sees no key gets zeros. scale: default 1/sqrt(head_dim). window > 0
+(causal only): a sliding window, query t also needs j > start_pos + t - window. softcap > 0:
+scores s become softcap * tanh(s / softcap) (Gemma 2). out:
 optional float32 C-contiguous [batch, q_len, n_heads, head_dim] to write into. isa: force an ISA
 level. Returns out. The result is bit-identical for any number of threads.)doc");
 }

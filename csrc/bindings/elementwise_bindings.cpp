@@ -200,7 +200,9 @@ py::array gelu(const py::object& x_obj, const std::string& approximate, const py
   return out;
 }
 
-py::array swiglu(const py::object& gate_up_obj, const py::object& out_obj, const py::object& isa) {
+// swiglu and geglu: gate_up [..., 2 * I] -> act(gate) * up [..., I].
+py::array gated(const py::object& gate_up_obj, const py::object& out_obj, const py::object& isa,
+                void (*op)(cpu::IsaLevel, int64_t, int64_t, const float*, float*)) {
   py::array gate_up = f32_input(gate_up_obj, "gate_up", 1);
   const py::ssize_t width = gate_up.shape(gate_up.ndim() - 1);
   if (width % 2 != 0) {
@@ -217,9 +219,49 @@ py::array swiglu(const py::object& gate_up_obj, const py::object& out_obj, const
   float* yp = f32_mutable_data(out);
   {
     KernelScope scope;
-    ops::f32_swiglu(level, rows, width / 2, gp, yp);
+    op(level, rows, width / 2, gp, yp);
   }
   return out;
+}
+
+py::array swiglu(const py::object& gate_up_obj, const py::object& out_obj, const py::object& isa) {
+  return gated(gate_up_obj, out_obj, isa, &ops::f32_swiglu);
+}
+
+py::array geglu(const py::object& gate_up_obj, const py::object& out_obj, const py::object& isa) {
+  return gated(gate_up_obj, out_obj, isa, &ops::f32_geglu);
+}
+
+// scale and softcap: y = f(x, parameter) elementwise, in place allowed.
+py::array scalar_map(const py::object& x_obj, double param, const char* what,
+                     const py::object& out_obj, const py::object& isa, bool positive,
+                     void (*op)(cpu::IsaLevel, int64_t, float, const float*, float*)) {
+  py::array x = f32_input(x_obj, "x", 0);
+  if (!std::isfinite(param) || (positive && param <= 0.0)) {
+    throw py::value_error(std::string(what) + " must be a finite number" +
+                          (positive ? " > 0" : "") + ", got " +
+                          std::string(py::repr(py::float_(param))));
+  }
+  const auto level = isa_level_arg(isa);
+  py::array out = f32_output(out_obj, shape_of(x));
+  require_no_overlap(out, "out", x, "x", /*allow_identical=*/true);
+  const float* xp = f32_data(x);
+  float* yp = f32_mutable_data(out);
+  {
+    KernelScope scope;
+    op(level, x.size(), float(param), xp, yp);
+  }
+  return out;
+}
+
+py::array scale(const py::object& x_obj, double s, const py::object& out_obj,
+                const py::object& isa) {
+  return scalar_map(x_obj, s, "s", out_obj, isa, false, &ops::f32_scale);
+}
+
+py::array softcap(const py::object& x_obj, double cap, const py::object& out_obj,
+                  const py::object& isa) {
+  return scalar_map(x_obj, cap, "cap", out_obj, isa, true, &ops::f32_softcap);
 }
 
 py::array embedding(const py::object& table_obj, const py::object& ids_obj,
@@ -348,6 +390,18 @@ SwiGLU: gate_up [..., 2 * I] (gate = the first I columns, up = the last I) -> si
 
 gate_up: float32 C-contiguous. out: optional float32 C-contiguous writeable [..., I], not
 overlapping gate_up. isa: force an ISA level; None = the level chosen at import. Returns out.)doc");
+  m.def("geglu", &geglu, py::arg("gate_up"), py::kw_only(), py::arg("out") = py::none(),
+        py::arg("isa") = py::none(), R"doc(
+GeGLU: gate_up [..., 2 * I] (gate = the first I columns, up = the last I) -> gelu_tanh(gate) *
+up, [..., I] (Gemma's MLP, gelu_pytorch_tanh). Arguments as swiglu.)doc");
+  m.def("scale", &scale, py::arg("x"), py::arg("s"), py::kw_only(), py::arg("out") = py::none(),
+        py::arg("isa") = py::none(), R"doc(
+y = s * x elementwise (s finite). x: float32 C-contiguous; out: optional, x's shape, may be x.
+Returns out.)doc");
+  m.def("softcap", &softcap, py::arg("x"), py::arg("cap"), py::kw_only(),
+        py::arg("out") = py::none(), py::arg("isa") = py::none(), R"doc(
+y = cap * tanh(x / cap) elementwise, cap > 0 (Gemma 2's logit soft-capping). x: float32
+C-contiguous; out: optional, x's shape, may be x. Returns out.)doc");
   m.def("embedding", &embedding, py::arg("table"), py::arg("ids"), py::kw_only(),
         py::arg("out") = py::none(), R"doc(
 Embedding lookup: out[..., :] = table[ids[...], :].

@@ -12,7 +12,8 @@
 
 namespace pyengine::kernels {
 
-// Online-softmax state of R query rows over a run of keys, with s[r, j] = scale * q_r . k_j:
+// Online-softmax state of R query rows over a run of keys, with s[r, j] = scale * q_r . k_j, or
+// with soft-capping (softcap > 0, Gemma 2) s[r, j] = softcap * tanh(scale * q_r . k_j / softcap):
 //   m[r]    = max_j s[r, j]                      (-inf when row r saw no key)
 //   l[r]    = sum_j exp(s[r, j] - m[r])          (0 when row r saw no key)
 //   o[r, :] = sum_j exp(s[r, j] - m[r]) * v_j    (zeros when row r saw no key)
@@ -35,8 +36,12 @@ struct F32AttentionPartialArgs {
   int key_begin, key_end;     // the run of keys: [key_begin, key_end)
   int row_end, row_end_step;  // position t sees keys j < min(key_end, row_end + t * row_end_step);
                               // row_end_step >= 0
+  // and keys j >= row_begin + t * row_begin_step (a sliding window; row_begin <= key_begin and
+  // step 0 when there is none). row_begin_step >= 0, so position 0 has the lowest bound.
+  int row_begin, row_begin_step;
   float scale;
-  float* state;  // one state block for n_pos * group rows
+  float softcap;  // > 0: scores soft-capped (see the state above); 0: plain
+  float* state;   // one state block for n_pos * group rows
   // partial_tiled only: tiled_scratch_floats(n_pos * group, head_dim) floats, 64-byte aligned,
   // used by this call alone (a per-thread buffer, reused from call to call).
   float* scratch;

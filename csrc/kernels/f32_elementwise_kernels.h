@@ -14,13 +14,20 @@ namespace pyengine::kernels {
 //   swiglu:    gate_up [rows, 2 * inter] -> y [rows, inter]: y = silu(gate) * up with
 //              gate = gate_up[r, 0:inter], up = gate_up[r, inter:2 * inter],
 //              silu(g) = g / (1 + exp(-g)). y may not overlap gate_up.
-// Every kernel writes exactly y[0 : n] (swiglu: y[0 : rows * inter]).
+//   geglu:     as swiglu with gelu_tanh(gate) * up (Gemma's MLP).
+//   scale:     y = s * x over n floats (Gemma's embedding scale). y may equal x.
+//   softcap:   y = cap * tanh(x / cap) over n floats, cap > 0 (Gemma 2's final logits). y may
+//              equal x.
+// Every kernel writes exactly y[0 : n] (swiglu, geglu: y[0 : rows * inter]).
 struct F32ElementwiseKernels {
   const char* name;  // e.g. "f32_elementwise__avx512"
   void (*add)(size_t n, const float* a, const float* b, float* y);
   void (*gelu_tanh)(size_t n, const float* x, float* y);
   void (*gelu_erf)(size_t n, const float* x, float* y);
   void (*swiglu)(size_t rows, size_t inter, const float* gate_up, float* y);
+  void (*geglu)(size_t rows, size_t inter, const float* gate_up, float* y);
+  void (*scale)(size_t n, float s, const float* x, float* y);
+  void (*softcap)(size_t n, float cap, const float* x, float* y);
 };
 
 namespace generic {

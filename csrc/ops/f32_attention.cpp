@@ -63,8 +63,12 @@ void f32_attention(const F32AttentionKernels& kt, const F32AttentionArgs& a,
   const auto [tiled, pos_per_block] = query_blocking(kt, group, d, a.q_len);
   const int64_t q_blocks = ceil_div(a.q_len, pos_per_block);
   // The keys batch row b can see at all: causal queries see nothing past the last position.
+  // A window bounds them from below too: position 0 of the call sees keys from start_pos - window
+  // + 1 on, later positions fewer still (the kernels bound each row).
+  const bool windowed = a.causal && a.window > 0;
   auto key_run = [&](int64_t b) {
-    const int64_t begin = a.key_begin[b];
+    int64_t begin = a.key_begin[b];
+    if (windowed) begin = std::max(begin, a.start_pos - a.window + 1);
     int64_t end = a.key_end[b];
     if (a.causal) end = std::min(end, a.start_pos + a.q_len);
     return std::pair<int64_t, int64_t>(begin, std::max(begin, end));
@@ -118,7 +122,10 @@ void f32_attention(const F32AttentionKernels& kt, const F32AttentionArgs& a,
     p.key_end = int(end);
     p.row_end = int(a.causal ? a.start_pos + t0 + 1 : end);
     p.row_end_step = a.causal ? 1 : 0;
+    p.row_begin = int(windowed ? a.start_pos + t0 - a.window + 1 : begin);
+    p.row_begin_step = windowed ? 1 : 0;
     p.scale = a.scale;
+    p.softcap = a.softcap;
     p.state = states == nullptr ? nullptr
                                 : states + size_t((g * q_blocks + qb) * chunks + c) * state_floats;
     p.scratch = nullptr;

@@ -28,8 +28,10 @@ struct F32KvCacheWriteArgs {
 };
 void f32_kv_cache_write(const F32KvCacheWriteArgs& args, runtime::ThreadPool& pool);
 
-// out[b, t, h, :] = sum_j softmax_j(scale * q[b, t, h, :] . k_j) v_j over the keys j that query
-// (b, t) sees: key_begin[b] <= j < key_end[b] and, when causal, j <= start_pos + t; k_j, v_j are
+// out[b, t, h, :] = sum_j softmax_j(s_j) v_j, s_j = scale * q[b, t, h, :] . k_j (soft-capped when
+// softcap > 0: softcap * tanh(s_j / softcap)), over the keys j that query (b, t) sees:
+// key_begin[b] <= j < key_end[b] and, when causal, j <= start_pos + t and, with a sliding window
+// (window > 0, causal only), j > start_pos + t - window; k_j, v_j are
 // the cache rows of KV head h / (n_heads / n_kv_heads). A query that sees no key gets zeros.
 // Requires n_heads % n_kv_heads == 0, 0 <= key_begin[b], key_end[b] <= max_ctx, sizes < 2^31;
 // out may not overlap the inputs. The result does not depend on the pool's thread count.
@@ -44,6 +46,8 @@ struct F32AttentionArgs {
   const int64_t* key_end;    // [batch]
   bool causal;
   float scale;
+  int64_t window = 0;  // keys per query, itself included (0: no window)
+  float softcap = 0.f;
 };
 void f32_attention(const F32AttentionKernels& kt, const F32AttentionArgs& args,
                    runtime::ThreadPool& pool);

@@ -19,5 +19,11 @@ void f32_gelu(cpu::IsaLevel level, GeluApproximation approximate, int64_t n, con
               float* y);
 // gate_up [rows, 2 * inter] -> y [rows, inter] = silu(gate) * up; y may not overlap gate_up.
 void f32_swiglu(cpu::IsaLevel level, int64_t rows, int64_t inter, const float* gate_up, float* y);
+// gate_up [rows, 2 * inter] -> y [rows, inter] = gelu_tanh(gate) * up; y may not overlap gate_up.
+void f32_geglu(cpu::IsaLevel level, int64_t rows, int64_t inter, const float* gate_up, float* y);
+// y = s * x over n floats; y may equal x.
+void f32_scale(cpu::IsaLevel level, int64_t n, float s, const float* x, float* y);
+// y = cap * tanh(x / cap) over n floats, cap > 0; y may equal x.
+void f32_softcap(cpu::IsaLevel level, int64_t n, float cap, const float* x, float* y);
 
 }  // namespace pyengine::ops

@@ -16,10 +16,11 @@ namespace {
 constexpr int64_t kSerialCopyFloats = 16 * 1024;
 
 // One query block of one sequence and KV head: its rows' partial states over `parts` pool blocks
-// (the blocks holding keys 0 .. key_end - 1), at states + first_state, state_floats apart.
+// (the blocks first_block, ... holding keys key_begin .. key_end - 1), at states + first_state,
+// state_floats apart.
 struct QueryGroup {
   int64_t seq, head, t0, n_pos, key_end;
-  int64_t parts, first_task;
+  int64_t first_block, parts, first_task;
   size_t first_state, state_floats;
   bool tiled;
 };
@@ -74,9 +75,13 @@ void f32_paged_attention(const kernels::F32AttentionKernels& kt, const F32PagedA
       for (int64_t t0 = 0; t0 < q_len; t0 += pos_per_block) {
         const int64_t n_pos = std::min(pos_per_block, q_len - t0);
         const int64_t key_end = a.first_pos[s] + t0 + n_pos;  // the block's last row sees < this
-        const int64_t parts = ceil_div(key_end, bs);
-        groups.push_back({s, h, t0, n_pos, key_end, parts, int64_t(task_group.size()), states_total,
-                          state_floats, tiled});
+        // the block's first row sees keys from this one on (a window's lower edge)
+        const int64_t key_begin =
+            a.window > 0 ? std::max<int64_t>(0, a.first_pos[s] + t0 - a.window + 1) : 0;
+        const int64_t first_block = key_begin / bs;
+        const int64_t parts = ceil_div(key_end, bs) - first_block;
+        groups.push_back({s, h, t0, n_pos, key_end, first_block, parts, int64_t(task_group.size()),
+                          states_total, state_floats, tiled});
         task_group.insert(task_group.end(), size_t(parts), int64_t(groups.size() - 1));
         states_total += size_t(parts) * state_floats;
       }
@@ -88,7 +93,8 @@ void f32_paged_attention(const kernels::F32AttentionKernels& kt, const F32PagedA
   // similar size already.
   pool.parallel_for(int64_t(task_group.size()), [&](int64_t task) {
     const QueryGroup& g = groups[size_t(task_group[size_t(task)])];
-    const int64_t c = task - g.first_task;  // which pool block of the sequence
+    const int64_t part = task - g.first_task;
+    const int64_t c = g.first_block + part;  // which pool block of the sequence
     const int64_t block = a.block_table[g.seq * a.table_stride + c];
     const size_t kv = size_t((block * a.n_kv_heads + g.head) * bs * d);
     kernels::F32AttentionPartialArgs p;
@@ -106,8 +112,12 @@ void f32_paged_attention(const kernels::F32AttentionKernels& kt, const F32PagedA
     // block-relative offsets < first_pos + t0 + t + 1 - c * block_size (<= 0: none here).
     p.row_end = int(a.first_pos[g.seq] + g.t0 + 1 - c * bs);
     p.row_end_step = 1;
+    // and keys >= its position - window + 1 (block-relative)
+    p.row_begin = a.window > 0 ? int(a.first_pos[g.seq] + g.t0 - a.window + 1 - c * bs) : 0;
+    p.row_begin_step = a.window > 0 ? 1 : 0;
     p.scale = a.scale;
-    p.state = states + g.first_state + size_t(c) * g.state_floats;
+    p.softcap = a.softcap;
+    p.state = states + g.first_state + size_t(part) * g.state_floats;
     p.out = nullptr;
     p.ldout = ld;
     p.scratch = nullptr;

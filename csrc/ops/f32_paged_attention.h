@@ -30,9 +30,12 @@ void f32_paged_kv_write(const F32PagedKvWriteArgs& args, runtime::ThreadPool& po
 
 // Causal attention of a ragged batch: sequence s owns query rows q_start[s] .. q_start[s+1] - 1
 // of q [tokens, n_heads, head_dim], at positions first_pos[s], first_pos[s] + 1, ...; the query
-// at position p sees keys 0 .. p of its sequence (already written to the pool). out has q's
+// at position p sees keys 0 .. p of its sequence (already written to the pool), or with a sliding
+// window (window > 0) keys p - window + 1 .. p; scores soft-capped when softcap > 0 (see
+// f32_attention). out has q's
 // shape. Requires n_heads % n_kv_heads == 0, q_start nondecreasing from 0, every block id of the
-// first ceil((first_pos[s] + rows of s) / block_size) entries of each table row valid.
+// first ceil((first_pos[s] + rows of s) / block_size) entries of each table row valid (with a
+// window, those of blocks wholly before every row's window are never read).
 //
 // The keys of a query block are walked block by block of the pool, each giving a partial
 // online-softmax state, then merged in block order. How a sequence's rows are computed depends
@@ -49,6 +52,8 @@ struct F32PagedAttentionArgs {
   const int32_t* first_pos;    // [n_seqs]
   const int32_t* block_table;  // [n_seqs, table_stride]
   float scale;
+  int64_t window = 0;  // keys per query, itself included (0: no window)
+  float softcap = 0.f;
 };
 void f32_paged_attention(const kernels::F32AttentionKernels& kt, const F32PagedAttentionArgs& args,
                          runtime::ThreadPool& pool);

@@ -312,3 +312,58 @@ def test_errors():
         attention(q, kc, kc, start_pos=0, scale="big")
     with pytest.raises(TypeError):
         attention(q, kc, kc)  # start_pos is required
+
+
+# ---- sliding window and soft-capping (Mistral, Gemma 2/3, Phi-3) ------------------------------
+
+
+@pytest.mark.parametrize("window", [1, 3, 17, 64, 65, 129])
+@pytest.mark.parametrize(("q_len", "start_pos"), [(1, 300), (7, 40), (33, 0), (130, 5), (3, 2)])
+def test_sliding_window(isa, threads, window, q_len, start_pos):
+    """Row kernel (few rows), tiled kernel (many), split decode: each row sees its own window,
+    which may start inside a key block, below the key range or past the left padding."""
+    rng = np.random.default_rng(window * 1000 + q_len)
+    q, kc, vc = make_inputs(rng, 2, q_len, 6, 2, 64, start_pos + q_len + 3)
+    check(isa, q, kc, vc, start_pos=start_pos, key_begin=np.array([0, 4]), window=window)
+
+
+@pytest.mark.parametrize("head_dim", [3, 32, 80, 256])
+def test_window_head_dims_and_groups(isa, threads, head_dim):
+    rng = np.random.default_rng(head_dim)
+    for heads, kv in [(4, 1), (8, 8), (9, 3)]:
+        q, kc, vc = make_inputs(rng, 1, 70, heads, kv, head_dim, 100)
+        check(isa, q, kc, vc, start_pos=30, window=40)
+
+
+@pytest.mark.parametrize("softcap", [0.5, 5.0, 50.0])
+@pytest.mark.parametrize(("q_len", "start_pos"), [(1, 600), (65, 0), (9, 20)])
+def test_softcap(isa, threads, softcap, q_len, start_pos):
+    rng = np.random.default_rng(int(softcap * 10) + q_len)
+    q, kc, vc = make_inputs(rng, 1, q_len, 4, 2, 64, start_pos + q_len)
+    q *= 4.0  # scores well past the cap, where tanh bends
+    check(isa, q, kc, vc, start_pos=start_pos, softcap=softcap)
+    check(isa, q, kc, vc, start_pos=start_pos, softcap=softcap, window=30, scale=0.3)
+
+
+def test_window_is_exact_and_wider_window_is_full(isa):
+    """A window as long as the context changes nothing (bit for bit); keys outside a window are
+    never read (NaN there would show)."""
+    rng = np.random.default_rng(5)
+    q, kc, vc = make_inputs(rng, 1, 40, 4, 2, 64, 90)
+    full = attention(q, kc, vc, start_pos=50, isa=isa)
+    np.testing.assert_array_equal(attention(q, kc, vc, start_pos=50, window=90, isa=isa), full)
+    kc[:, :, :21] = np.nan  # position 50 with window 30 sees keys 21 ..
+    vc[:, :, :21] = np.nan
+    got = attention(q, kc, vc, start_pos=50, window=30, isa=isa)
+    assert np.isfinite(got).all()
+
+
+def test_window_and_softcap_errors():
+    q = np.zeros((1, 2, 2, 8), np.float32)
+    kc = np.zeros((1, 2, 4, 8), np.float32)
+    with pytest.raises(ValueError, match="window must be >= 0"):
+        attention(q, kc, kc, start_pos=0, window=-1)
+    with pytest.raises(ValueError, match="needs causal=True"):
+        attention(q, kc, kc, start_pos=0, window=2, causal=False)
+    with pytest.raises(ValueError, match="softcap must be a finite number"):
+        attention(q, kc, kc, start_pos=0, softcap=float("nan"))

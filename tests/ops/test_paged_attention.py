@@ -173,3 +173,27 @@ def test_errors():
             vp,
             np.array([0], np.int32),
         )
+
+
+@pytest.mark.parametrize("mix", sorted(MIXES))
+@pytest.mark.parametrize(("window", "block_size"), [(1, 16), (17, 16), (64, 16), (100, 64), (5, 1)])
+def test_sliding_window_and_softcap(isa, threads, mix, window, block_size):
+    """Each query sees its last `window` keys; pool blocks wholly before every row's window
+    are never read (their table entries are poisoned)."""
+    rng = np.random.default_rng(window * 7 + block_size)
+    seqs = MIXES[mix]
+    q, kp, vp, q_start, first_pos, table, dense = make_batch(rng, seqs, 6, 2, 64, block_size)
+    for s, (p, _n) in enumerate(seqs):
+        dead = max(0, p - window + 1) // block_size  # blocks before the first row's window
+        table[s, :dead] = -7
+    for softcap in (0.0, 2.0):
+        got = _C.paged_attention(
+            q, kp, vp, q_start=q_start, first_pos=first_pos, block_table=table,
+            window=window, softcap=softcap, isa=isa,
+        )  # fmt: skip
+        for s, (p, _n) in enumerate(seqs):
+            rows = slice(q_start[s], q_start[s + 1])
+            ref, bound = attention_reference(
+                q[rows][None], *dense[s], start_pos=p, window=window, softcap=softcap
+            )
+            assert_gemm_close(got[rows], ref[0], bound[0], f"sequence {s}, softcap {softcap}")

@@ -12,6 +12,9 @@ const F32ElementwiseKernels& f32_elementwise_kernels() {
       .gelu_tanh = &f32_gelu_tanh<VecF32>,
       .gelu_erf = &f32_gelu_erf<VecF32>,
       .swiglu = &f32_swiglu<VecF32>,
+      .geglu = &f32_geglu<VecF32>,
+      .scale = &f32_scale<VecF32>,
+      .softcap = &f32_softcap<VecF32>,
   };
   return kernels;
 }

@@ -146,10 +146,11 @@ static void f32_attention_pv(const float* p, const float* v, int n, int head_dim
 // One online-softmax step of one query row over n >= 1 keys it sees (k, v at the first key):
 // scores into s, the new running max, then rescale (l, o) and add this step's keys.
 // s: scratch of n rounded up to W floats. HD > 0: head_dim == HD (see f32_dot_keys_fixed).
+// softcap > 0: scores soft-capped (f32_softcap).
 template <class V, int HD>
 static inline void f32_attention_row_step(const float* q, const float* k, const float* v, int n,
-                                          int head_dim, float scale, float* s, float& m, float& l,
-                                          float* o) {
+                                          int head_dim, float scale, float softcap, float* s,
+                                          float& m, float& l, float* o) {
   using R = typename V::Reg;
   constexpr int W = V::kWidth;
   const int n_vec = (n + W - 1) / W;
@@ -164,7 +165,8 @@ static inline void f32_attention_row_step(const float* q, const float* k, const 
     } else {
       dots = f32_dot_keys<V>(q, kj, head_dim, std::min(W, n - j));
     }
-    const R sv = V::mul(dots, scale_v);
+    R sv = V::mul(dots, scale_v);
+    if (softcap > 0.f) sv = f32_softcap<V>(sv, softcap);
     V::store(s + j, sv);
     mx = V::max(mx, sv);  // lanes past n repeat key n - 1's score: harmless for the max
   }
@@ -203,17 +205,20 @@ static void f32_attention_partial_hd(const F32AttentionPartialArgs& a) {
     for (size_t i = 0; i < ldo; i += V::kWidth) V::store(o + size_t(r) * ldo + i, V::zero());
   }
   alignas(64) float s[KB];  // one row's scores, then probabilities, for one block
-  for (int j0 = a.key_begin; j0 < a.key_end; j0 += KB) {
+  // Position 0 has the lowest window bound: no row sees a key below it.
+  for (int j0 = std::max(a.key_begin, a.row_begin); j0 < a.key_end; j0 += KB) {
     const int j1 = std::min(a.key_end, j0 + KB);
-    const float* kb = a.k + size_t(j0) * size_t(d);
-    const float* vb = a.v + size_t(j0) * size_t(d);
     for (int t = 0; t < a.n_pos; ++t) {
+      const int begin = std::max(j0, a.row_begin + t * a.row_begin_step);
       const int end = std::min(j1, a.row_end + t * a.row_end_step);
-      if (end <= j0) continue;  // this position sees none of the block (causal)
+      if (end <= begin) continue;  // this position sees none of the block (causal, window)
+      const float* kb = a.k + size_t(begin) * size_t(d);
+      const float* vb = a.v + size_t(begin) * size_t(d);
       for (int i = 0; i < a.group; ++i) {
         const int r = t * a.group + i;
         f32_attention_row_step<V, HD>(a.q + size_t(t) * a.ldq + size_t(i) * size_t(d), kb, vb,
-                                      end - j0, d, a.scale, s, m[r], l[r], o + size_t(r) * ldo);
+                                      end - begin, d, a.scale, a.softcap, s, m[r], l[r],
+                                      o + size_t(r) * ldo);
       }
     }
   }

@@ -40,7 +40,7 @@ static size_t f32_attention_tiled_scratch_floats(int rows, int head_dim) {
   constexpr int W = V::kWidth;
   const size_t ld = (size_t(rows) + W - 1) / W * W;
   const size_t dpad = (size_t(head_dim) + T::kPvNr - 1) / T::kPvNr * T::kPvNr;
-  return ld * (size_t(head_dim) + T::kKeyBlock + dpad + 4);
+  return ld * (size_t(head_dim) + T::kKeyBlock + dpad + 5);
 }
 
 // One micro-tile: for n < NR and lanes [0, MRV * W),
@@ -142,21 +142,32 @@ static inline typename V::Reg f32_exp_nonpositive(typename V::Reg x) {
   return f32_math_detail::exp_clamped<V, true>(V::max(V::broadcast(-87.33f), x));
 }
 
+// cap * tanh(x / cap): Gemma 2's soft-capping of attention scores (see F32AttentionPartialArgs).
+template <class V>
+static inline typename V::Reg f32_softcap(typename V::Reg x, float cap) {
+  return V::mul(V::broadcast(cap), f32_tanh<V>(V::mul(x, V::broadcast(1.f / cap))));
+}
+
 // Softmax step of one key block for the rows of one vector, down the columns of st (n_eff keys;
-// with MASK, lane r's row sees only the first lim[r] of them): the block's max, the new running
-// max, p = exp(s - m) in place (0 for the keys a row does not see), l and alpha.
+// with MASK, lane r's row sees only keys lo[r] <= j < lim[r] of them): the block's max, the new
+// running max, p = exp(s - m) in place (0 for the keys a row does not see), l and alpha.
 template <class V, bool MASK>
-static inline void f32_attention_tiled_softmax(float* st, size_t ld, int n_eff, const float* lim,
-                                               float* m, float* l, float* alpha) {
+static inline void f32_attention_tiled_softmax(float* st, size_t ld, int n_eff, const float* lo,
+                                               const float* lim, float* m, float* l, float* alpha) {
   using R = typename V::Reg;
   const R neg_inf = V::broadcast(-std::numeric_limits<float>::infinity());
   const R one = V::broadcast(1.f);
   const R lim_v = V::load(lim);
+  const R lo_v = V::load(lo);
+  // Lane r sees key j when lo[r] <= j < lim[r]: x where it does, `none` where it does not.
+  const auto seen = [&](R jv, R x, R none) {
+    return V::select(V::lt(jv, lim_v), V::select(V::lt(jv, lo_v), none, x), none);
+  };
   R mx = neg_inf;
   if constexpr (MASK) {
     R jv = V::zero();  // the key index j, as float in every lane
     for (int j = 0; j < n_eff; ++j) {
-      mx = V::max(mx, V::select(V::lt(jv, lim_v), V::load(st + j * ld), neg_inf));
+      mx = V::max(mx, seen(jv, V::load(st + j * ld), neg_inf));
       jv = V::add(jv, one);
     }
   } else {
@@ -182,7 +193,7 @@ static inline void f32_attention_tiled_softmax(float* st, size_t ld, int n_eff, 
   for (int j = 0; j < n_eff; ++j) {
     R p = f32_exp_nonpositive<V>(V::sub(V::load(st + j * ld), m_sub));
     if constexpr (MASK) {
-      p = V::select(V::lt(jv, lim_v), p, V::zero());
+      p = seen(jv, p, V::zero());
       jv = V::add(jv, one);
     }
     V::store(st + j * ld, p);
@@ -297,6 +308,7 @@ static void f32_attention_partial_tiled_hd(const F32AttentionPartialArgs& a) {
   float* l = m + ld;          // [ld]
   float* alpha = l + ld;      // [ld]
   float* lim = alpha + ld;    // [ld]
+  float* lo = lim + ld;       // [ld]
 
   const F32AttentionRows<const float> q_rows{a.q, a.ldq, size_t(d), a.group};
   f32_attention_pack_rows<V>(rows, d, a.scale, q_rows, qt, ld);
@@ -306,52 +318,71 @@ static void f32_attention_partial_tiled_hd(const F32AttentionPartialArgs& a) {
     l[r] = 0.f;
   }
 
-  for (int j0 = a.key_begin; j0 < a.key_end; j0 += KB) {
+  // Position 0 has the lowest window bound: no row sees a key below it.
+  for (int j0 = std::max(a.key_begin, a.row_begin); j0 < a.key_end; j0 += KB) {
     const int n = std::min(KB, a.key_end - j0);
-    // Keys of this block position t sees: its first seen(t), nondecreasing in t. n_eff: those
-    // any row sees. Only when rows differ (a causal diagonal) does lim[r] give each row's count;
-    // the lanes past the last row (copies of it) may see them all: they are never read out.
+    // Keys of this block position t sees: [first(t), seen(t)) of the block, both nondecreasing
+    // in t. The block's columns run from j_lo = first(0) to n_eff = seen(last): those any row
+    // sees. Only when rows differ (a causal diagonal, a window's edge) do lo[r], lim[r] give
+    // each row's range (relative to j_lo); the lanes past the last row (copies of it) may see
+    // them all: they are never read out.
     const auto seen = [&](int t) {
       return std::clamp(std::min(a.key_end, a.row_end + t * a.row_end_step) - j0, 0, n);
     };
-    const int n_min = seen(0), n_eff = seen(a.n_pos - 1);
-    if (n_eff == 0) continue;
-    if (n_min < n_eff) {
+    const auto first = [&](int t) {
+      return std::clamp(a.row_begin + t * a.row_begin_step - j0, 0, n);
+    };
+    const int j_lo = first(0), n_eff = seen(a.n_pos - 1);
+    if (n_eff <= j_lo) continue;  // every row's range ends before the first one starts
+    const int count = n_eff - j_lo;
+    const bool mask = seen(0) < n_eff || j_lo < first(a.n_pos - 1);
+    if (mask) {
       for (int t = 0; t < a.n_pos; ++t) {
-        const float lim_t = float(seen(t));
-        for (int i = 0; i < a.group; ++i) lim[t * a.group + i] = lim_t;
+        const float lim_t = float(seen(t) - j_lo), lo_t = float(first(t) - j_lo);
+        for (int i = 0; i < a.group; ++i) {
+          lim[t * a.group + i] = lim_t;
+          lo[t * a.group + i] = lo_t;
+        }
       }
-      for (size_t r = size_t(rows); r < ld; ++r) lim[r] = float(n_eff);
+      for (size_t r = size_t(rows); r < ld; ++r) {
+        lim[r] = float(count);
+        lo[r] = 0.f;
+      }
     }
-    const float* kb = a.k + size_t(j0) * size_t(d);
-    const float* vb = a.v + size_t(j0) * size_t(d);
+    const float* kb = a.k + size_t(j0 + j_lo) * size_t(d);
+    const float* vb = a.v + size_t(j0 + j_lo) * size_t(d);
 
-    // st[j][:] = k_j . qt for j < n_eff, QK keys at a time (the last tile clamped).
-    for (int j = 0; j < n_eff; j += QK) {
-      if (j + QK <= n_eff) {
+    // st[j][:] = k_j . qt for j < count, QK keys at a time (the last tile clamped).
+    for (int j = 0; j < count; j += QK) {
+      if (j + QK <= count) {
         f32_attention_tile_rows<V, MRV, QK, HD, 1, false, false>(nrv, kb + size_t(j) * d, d, 1, QK,
                                                                  d, qt, ld, st + j * ld, ld, alpha);
       } else {
         f32_attention_tile_rows<V, MRV, QK, HD, 1, true, false>(
-            nrv, kb + size_t(j) * d, d, 1, n_eff - j, d, qt, ld, st + j * ld, ld, alpha);
+            nrv, kb + size_t(j) * d, d, 1, count - j, d, qt, ld, st + j * ld, ld, alpha);
+      }
+    }
+    if (a.softcap > 0.f) {
+      for (size_t i = 0; i < size_t(count) * ld; i += W) {
+        V::store(st + i, f32_softcap<V>(V::load(st + i), a.softcap));
       }
     }
     for (int v = 0; v < nrv; ++v) {
-      if (n_min == n_eff) {  // every row sees every key of the block: no mask
-        f32_attention_tiled_softmax<V, false>(st + v * W, ld, n_eff, lim + v * W, m + v * W,
-                                              l + v * W, alpha + v * W);
+      if (!mask) {  // every row sees every key of the block's columns
+        f32_attention_tiled_softmax<V, false>(st + v * W, ld, count, lo + v * W, lim + v * W,
+                                              m + v * W, l + v * W, alpha + v * W);
       } else {
-        f32_attention_tiled_softmax<V, true>(st + v * W, ld, n_eff, lim + v * W, m + v * W,
-                                             l + v * W, alpha + v * W);
+        f32_attention_tiled_softmax<V, true>(st + v * W, ld, count, lo + v * W, lim + v * W,
+                                             m + v * W, l + v * W, alpha + v * W);
       }
     }
     // ot[k][:] = alpha * ot[k][:] + sum_j v_j[k] st[j][:], PV head dims at a time.
     for (int k = 0; k < d; k += PV) {
       if (k + PV <= d) {
-        f32_attention_tile_rows<V, MRV, PV, 1, HD, false, true>(nrv, vb + k, 1, d, PV, n_eff, st,
+        f32_attention_tile_rows<V, MRV, PV, 1, HD, false, true>(nrv, vb + k, 1, d, PV, count, st,
                                                                 ld, ot + k * ld, ld, alpha);
       } else {
-        f32_attention_tile_rows<V, MRV, PV, 1, HD, true, true>(nrv, vb + k, 1, d, d - k, n_eff, st,
+        f32_attention_tile_rows<V, MRV, PV, 1, HD, true, true>(nrv, vb + k, 1, d, d - k, count, st,
                                                                ld, ot + k * ld, ld, alpha);
       }
     }

@@ -83,6 +83,27 @@ struct SiluMulOp {
   }
 };
 
+// gelu_tanh(g) u (Gemma's GeGLU).
+struct GeluTanhMulOp {
+  template <class T>
+  static inline typename T::Reg apply(typename T::Reg g, typename T::Reg u) {
+    return T::mul(GeluTanhOp::apply<T>(g), u);
+  }
+};
+
+// y = f(x) over n floats for a function with one run-time parameter (scale, soft-cap): one
+// vector per iteration (these ops run once per step on one buffer), the tail masked.
+template <class V, class F>
+static inline void f32_map_with(size_t n, const float* x, float* y, F f) {
+  constexpr size_t W = V::kWidth;
+  size_t j = 0;
+  for (; j + W <= n; j += W) V::store(y + j, f(V::load(x + j)));
+  if (j < n) {
+    const int lanes = int(n - j);
+    V::store_first(y + j, f(V::load_first(x + j, lanes)), lanes);
+  }
+}
+
 // The kernels inline everything they call ([[gnu::flatten]]): GCC's heuristics would otherwise
 // leave the four-vector exp out of line, passing its registers through memory. add keeps one
 // vector per iteration: it is bound by memory traffic, and four measured slower.
@@ -106,6 +127,26 @@ template <class V>
   for (size_t r = 0; r < rows; ++r, gate_up += 2 * inter, y += inter) {
     f32_map2<V, SiluMulOp>(inter, gate_up, gate_up + inter, y);
   }
+}
+
+template <class V>
+[[gnu::flatten]] static void f32_geglu(size_t rows, size_t inter, const float* gate_up, float* y) {
+  for (size_t r = 0; r < rows; ++r, gate_up += 2 * inter, y += inter) {
+    f32_map2<V, GeluTanhMulOp>(inter, gate_up, gate_up + inter, y);
+  }
+}
+
+template <class V>
+[[gnu::flatten]] static void f32_scale(size_t n, float s, const float* x, float* y) {
+  const typename V::Reg sv = V::broadcast(s);
+  f32_map_with<V>(n, x, y, [&](typename V::Reg v) { return V::mul(v, sv); });
+}
+
+template <class V>
+[[gnu::flatten]] static void f32_softcap(size_t n, float cap, const float* x, float* y) {
+  const typename V::Reg c = V::broadcast(cap), inv = V::broadcast(1.f / cap);
+  f32_map_with<V>(n, x, y,
+                  [&](typename V::Reg v) { return V::mul(c, f32_tanh<V>(V::mul(v, inv))); });
 }
 
 }  // namespace pyengine::kernels
