@@ -186,9 +186,6 @@ def perplexity(
     context = int(model.context_length)
     if window is None:
         window = min(context, DEFAULT_MAX_WINDOW)
-        sliding = getattr(getattr(model, "config", None), "sliding_window", None)
-        if sliding is not None:  # pyengine refuses runs past a sliding window
-            window = min(window, int(sliding))
     elif window > context:
         raise ValueError(f"window {window} exceeds the model's context length {context}")
     ids = np.asarray(model.tokenizer.encode(text).ids, np.int32)

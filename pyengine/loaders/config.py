@@ -107,6 +107,8 @@ class ModelConfig:
     type_vocab_size: BERT's segment embedding rows (0 where the model has none).
     eos_token_ids: every id that ends generation (HF allows a list).
     hf_architecture: the config.json class name, None when read from GGUF.
+    options: what only the family needs (a frozen dataclass of its module, see
+        pyengine.models.families), None for the families that predate that table.
     """
 
     architecture: str
@@ -134,6 +136,7 @@ class ModelConfig:
     eos_token_ids: tuple[int, ...] = ()
     pad_token_id: int | None = None
     hf_architecture: str | None = None
+    options: Any = None
 
     @property
     def is_encoder(self) -> bool:
@@ -201,8 +204,14 @@ def config_from_hf(cfg: Mapping[str, Any], source: str = "config.json") -> Model
     Raises UnsupportedModelError naming the architecture or the option pyengine cannot honour,
     and CheckpointError naming a required key that is missing or malformed.
     """
-    hf_arch, family = _hf_family(cfg, source)
+    from pyengine.models import families
+
     reader = TypedKeys(cfg, source)
+    own = _registered_hf_family(cfg, source)
+    if own is not None:
+        arch = next((a for a in cfg.get("architectures") or () if a in own.hf_architectures), None)
+        return own.config_from_hf(reader, arch)
+    hf_arch, family = _hf_family(cfg, source, families.families().values())
     if family in ("llama", "mistral", "qwen2"):
         return _llama_family_from_hf(reader, family, hf_arch)
     if family == "gpt2":
@@ -210,28 +219,68 @@ def config_from_hf(cfg: Mapping[str, Any], source: str = "config.json") -> Model
     return _bert_family_from_hf(reader, family, hf_arch)
 
 
-def _hf_family(cfg: Mapping[str, Any], source: str) -> tuple[str | None, str]:
+def _registered_hf_family(cfg: Mapping[str, Any], source: str):
+    """The pyengine.models.families entry config.json names, if any."""
+    from pyengine.models import families
+
     archs = cfg.get("architectures")
     if archs:
         if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
             raise CheckpointError(f"{source}: 'architectures' must be a list of strings")
         for arch in archs:
             if arch in HF_ARCHITECTURES:
+                return None
+            found = families.by_hf_architecture(arch)
+            if found is not None:
+                return found
+        return None
+    model_type = cfg.get("model_type")
+    return families.by_hf_model_type(model_type) if isinstance(model_type, str) else None
+
+
+def _hf_family(cfg: Mapping[str, Any], source: str, registered=()) -> tuple[str | None, str]:
+    archs = cfg.get("architectures")
+    if archs:
+        for arch in archs:
+            if arch in HF_ARCHITECTURES:
                 return arch, HF_ARCHITECTURES[arch]
+        supported = [*HF_ARCHITECTURES, *(a for f in registered for a in f.hf_architectures)]
         raise UnsupportedModelError(
-            f"{source}: unsupported architecture {archs[0]!r}; supported: "
-            f"{', '.join(HF_ARCHITECTURES)}"
+            f"{source}: unsupported architecture {archs[0]!r}; supported: {', '.join(supported)}"
         )
     model_type = cfg.get("model_type")
     if isinstance(model_type, str) and model_type in HF_MODEL_TYPES:
         return None, HF_MODEL_TYPES[model_type]
+    supported = [*HF_MODEL_TYPES, *(t for f in registered for t in f.hf_model_types)]
     raise UnsupportedModelError(
         f"{source}: unsupported model_type {model_type!r} (and no 'architectures' list); "
-        f"supported: {', '.join(HF_MODEL_TYPES)}"
+        f"supported: {', '.join(supported)}"
     )
 
 
-def _activation(keys: TypedKeys, key: str, default: str) -> str:
+LAYER_TYPES = ("full_attention", "sliding_attention")
+
+
+def layer_windows_from_hf(
+    keys: TypedKeys, layers: int, window: int | None, default_sliding
+) -> tuple[int, ...]:
+    """Keys per query of each layer (0: full attention): config.json's "layer_types" when it
+    has one, else default_sliding(i) says which layers slide; a sliding layer sees `window`
+    keys (None or 0: no layer slides)."""
+    types = keys.strings("layer_types")
+    if types is None:
+        types = [
+            "sliding_attention" if default_sliding(i) else "full_attention" for i in range(layers)
+        ]
+    if len(types) != layers or any(t not in LAYER_TYPES for t in types):
+        raise CheckpointError(
+            f"{keys.source}: 'layer_types' must list one of {LAYER_TYPES} per layer "
+            f"({layers} layers)"
+        )
+    return tuple(int(window or 0) if t == "sliding_attention" else 0 for t in types)
+
+
+def activation_from(keys: TypedKeys, key: str, default: str) -> str:
     name = keys.get(key, default)
     if not isinstance(name, str) or name not in ACTIVATIONS:
         raise UnsupportedModelError(
@@ -241,7 +290,7 @@ def _activation(keys: TypedKeys, key: str, default: str) -> str:
     return ACTIVATIONS[name]
 
 
-def _heads(keys: TypedKeys, hidden: int, heads_key: str) -> tuple[int, int, int]:
+def heads_from(keys: TypedKeys, hidden: int, heads_key: str) -> tuple[int, int, int]:
     heads = keys.integer(heads_key)
     if heads == 0:
         raise CheckpointError(f"{keys.source}: {heads_key!r} must be positive")
@@ -261,7 +310,7 @@ def _heads(keys: TypedKeys, hidden: int, heads_key: str) -> tuple[int, int, int]
     return heads, kv_heads, head_dim
 
 
-def _positive_number(value: Any) -> bool:
+def positive_number(value: Any) -> bool:
     """A finite number > 0 (bools are not numbers here; NaN fails every comparison)."""
     return (
         isinstance(value, (int, float))
@@ -271,7 +320,7 @@ def _positive_number(value: Any) -> bool:
     )
 
 
-def _rope_from_hf(keys: TypedKeys) -> tuple[float, RopeScaling | None]:
+def rope_from_hf(keys: TypedKeys) -> tuple[float, RopeScaling | None]:
     # transformers >= 5 writes "rope_parameters" (theta and scaling in one dict); older files
     # write "rope_theta" and "rope_scaling"
     params = keys.get("rope_parameters")
@@ -283,7 +332,7 @@ def _rope_from_hf(keys: TypedKeys) -> tuple[float, RopeScaling | None]:
     else:
         theta = keys.get("rope_theta", 10000.0)
         scaling = keys.get("rope_scaling")
-    if not _positive_number(theta):
+    if not positive_number(theta):
         raise CheckpointError(f"{keys.source}: rope_theta must be a positive number, not {theta!r}")
     factor = keys.get("partial_rotary_factor", 1.0)
     if isinstance(scaling, dict):
@@ -293,10 +342,10 @@ def _rope_from_hf(keys: TypedKeys) -> tuple[float, RopeScaling | None]:
             f"{keys.source}: unsupported option partial_rotary_factor={factor!r}: "
             "only full-width rotary embeddings are implemented"
         )
-    return float(theta), _rope_scaling(scaling, keys.source)
+    return float(theta), rope_scaling_from(scaling, keys.source)
 
 
-def _rope_scaling(scaling: Any, source: str) -> RopeScaling | None:
+def rope_scaling_from(scaling: Any, source: str) -> RopeScaling | None:
     if scaling is None:
         return None
     if not isinstance(scaling, dict):
@@ -312,7 +361,7 @@ def _rope_scaling(scaling: Any, source: str) -> RopeScaling | None:
 
     def number(key: str) -> float:
         value = scaling.get(key)
-        if not _positive_number(value):
+        if not positive_number(value):
             raise CheckpointError(
                 f"{source}: rope_scaling type {kind!r} needs a positive {key!r}, got {value!r}"
             )
@@ -337,8 +386,8 @@ def _rope_scaling(scaling: Any, source: str) -> RopeScaling | None:
 
 def _llama_family_from_hf(keys: TypedKeys, family: str, hf_arch: str | None) -> ModelConfig:
     hidden = keys.positive("hidden_size")
-    heads, kv_heads, head_dim = _heads(keys, hidden, "num_attention_heads")
-    rope_theta, rope_scaling = _rope_from_hf(keys)
+    heads, kv_heads, head_dim = heads_from(keys, hidden, "num_attention_heads")
+    rope_theta, rope_scaling = rope_from_hf(keys)
     sliding_window = None
     if family == "mistral":
         sliding_window = keys.optional_int("sliding_window")
@@ -365,7 +414,7 @@ def _llama_family_from_hf(keys: TypedKeys, family: str, hf_arch: str | None) -> 
         max_position_embeddings=keys.positive("max_position_embeddings", 2048),
         norm_type="rmsnorm",
         norm_eps=keys.number("rms_norm_eps", 1e-6, positive=True),
-        activation=_activation(keys, "hidden_act", "silu"),
+        activation=activation_from(keys, "hidden_act", "silu"),
         tie_word_embeddings=keys.flag("tie_word_embeddings", False),
         rope_theta=rope_theta,
         rope_scaling=rope_scaling,
@@ -400,7 +449,7 @@ def _gpt2_from_hf(keys: TypedKeys, hf_arch: str | None) -> ModelConfig:
         max_position_embeddings=keys.positive("n_positions"),
         norm_type="layernorm",
         norm_eps=keys.number("layer_norm_epsilon", 1e-5, positive=True),
-        activation=_activation(keys, "activation_function", "gelu_new"),
+        activation=activation_from(keys, "activation_function", "gelu_new"),
         tie_word_embeddings=keys.flag("tie_word_embeddings", True),
         attention_bias=True,
         attention_out_bias=True,
@@ -441,7 +490,7 @@ def _bert_family_from_hf(keys: TypedKeys, family: str, hf_arch: str | None) -> M
         max_position_embeddings=keys.positive("max_position_embeddings", 512),
         norm_type="layernorm",
         norm_eps=keys.number("layer_norm_eps", 1e-12, positive=True),
-        activation=_activation(keys, "hidden_act", "gelu"),
+        activation=activation_from(keys, "hidden_act", "gelu"),
         tie_word_embeddings=keys.flag("tie_word_embeddings", True),
         attention_bias=True,
         attention_out_bias=True,
@@ -469,6 +518,7 @@ def config_from_gguf(
     tensor_shapes: Mapping[str, tuple[int, ...]],
     source: str = "model.gguf",
     rope_freqs: Sequence[float] | None = None,
+    config_tensors: Mapping[str, list[float]] | None = None,
 ) -> ModelConfig:
     """Normalize GGUF metadata (key -> value, as read by the gguf package).
 
@@ -476,12 +526,24 @@ def config_from_gguf(
     metadata leaves implicit: tied embeddings (no output.weight), biases, vocab size.
     rope_freqs: the values of the file's rope_freqs.weight tensor [head_dim // 2], if any:
     llama.cpp's precomputed per-frequency RoPE divisors (how it stores Llama 3.1 scaling).
+    config_tensors: for families of pyengine.models.families, the values of the tensors the
+    family reads as settings (its gguf_config_tensors) that the file holds.
     """
+    from pyengine.models import families
+
     arch = metadata.get("general.architecture")
+    own = families.by_gguf_architecture(arch) if isinstance(arch, str) else None
+    if own is not None:
+        return own.config_from_gguf(
+            TypedKeys(metadata, source), arch, tensor_shapes, dict(config_tensors or {})
+        )
     if not isinstance(arch, str) or arch not in GGUF_ARCHITECTURES:
+        supported = [*GGUF_ARCHITECTURES]
+        supported += [
+            f.gguf_architecture for f in families.families().values() if f.gguf_architecture
+        ]
         raise UnsupportedModelError(
-            f"{source}: unsupported GGUF architecture {arch!r}; supported: "
-            f"{', '.join(GGUF_ARCHITECTURES)}"
+            f"{source}: unsupported GGUF architecture {arch!r}; supported: {', '.join(supported)}"
         )
     family = GGUF_ARCHITECTURES[arch]
     keys = TypedKeys(metadata, source)
@@ -521,7 +583,7 @@ def config_from_gguf(
     else:
         vocab = keys.positive(key("vocab_size"))
 
-    rope_scaling = _gguf_rope_scaling(keys, arch)
+    rope_scaling = gguf_rope_scaling(keys, arch)
     if rope_freqs is not None:
         freqs = tuple(float(f) for f in rope_freqs)
         if rope_scaling is not None:
@@ -532,7 +594,7 @@ def config_from_gguf(
             raise CheckpointError(
                 f"{source}: rope_freqs.weight has {len(freqs)} values, expected {head_dim // 2}"
             )
-        if not all(_positive_number(f) for f in freqs):
+        if not all(positive_number(f) for f in freqs):
             raise CheckpointError(f"{source}: rope_freqs.weight holds a value that is not > 0")
         rope_scaling = RopeScaling(type="freq_factors", freq_factors=tuple(freqs))
 
@@ -566,7 +628,7 @@ def config_from_gguf(
     )
 
 
-def _gguf_rope_scaling(keys: TypedKeys, arch: str) -> RopeScaling | None:
+def gguf_rope_scaling(keys: TypedKeys, arch: str) -> RopeScaling | None:
     kind = keys.string(f"{arch}.rope.scaling.type", None)
     old_linear = f"{arch}.rope.scale_linear"  # pre-2024 spelling of linear
     if kind in (None, "none"):
@@ -581,4 +643,83 @@ def _gguf_rope_scaling(keys: TypedKeys, arch: str) -> RopeScaling | None:
         )
     raise UnsupportedModelError(
         f"{keys.source}: unsupported {arch}.rope.scaling.type {kind!r}; supported: linear"
+    )
+
+
+def gguf_decoder_fields(keys: TypedKeys, arch: str, shapes: Mapping[str, tuple]) -> dict:
+    """The ModelConfig fields every GGUF decoder states the same way ({arch}.embedding_length,
+    attention.head_count, ..., the tokenizer's special ids), checked; families add the rest."""
+
+    def key(name: str) -> str:
+        return f"{arch}.{name}"
+
+    hidden = keys.positive(key("embedding_length"))
+    heads = keys.positive(key("attention.head_count"))
+    kv_heads = keys.positive(key("attention.head_count_kv"), heads)
+    if heads % kv_heads:
+        raise CheckpointError(
+            f"{keys.source}: {key('attention.head_count_kv')}={kv_heads} does not divide "
+            f"head_count={heads}"
+        )
+    head_dim = keys.positive(key("attention.key_length"), max(hidden // heads, 1))
+    value_dim = keys.positive(key("attention.value_length"), head_dim)
+    if value_dim != head_dim:
+        raise UnsupportedModelError(
+            f"{keys.source}: unsupported option {key('attention.value_length')}={value_dim} != "
+            f"key_length={head_dim}"
+        )
+    rope_dim = keys.positive(key("rope.dimension_count"), head_dim)
+    if rope_dim != head_dim:
+        raise UnsupportedModelError(
+            f"{keys.source}: unsupported option {key('rope.dimension_count')}={rope_dim} "
+            f"(partial rotary; head_dim is {head_dim})"
+        )
+    embd = shapes.get("token_embd.weight")
+    if embd is None:
+        raise CheckpointError(f"{keys.source}: tensor token_embd.weight is missing")
+    vocab = keys.get(key("vocab_size"))
+    if vocab is None:
+        tokens = keys.strings("tokenizer.ggml.tokens")
+        vocab = len(tokens) if tokens else embd[0]
+    else:
+        vocab = keys.positive(key("vocab_size"))
+    eos = keys.optional_int("tokenizer.ggml.eos_token_id")
+    eot = keys.optional_int("tokenizer.ggml.eot_token_id")
+    return dict(
+        vocab_size=int(vocab),
+        hidden_size=hidden,
+        intermediate_size=keys.positive(key("feed_forward_length")),
+        num_layers=keys.positive(key("block_count")),
+        num_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=head_dim,
+        max_position_embeddings=keys.positive(key("context_length")),
+        norm_type="rmsnorm",
+        norm_eps=keys.number(key("attention.layer_norm_rms_epsilon"), 1e-6, positive=True),
+        tie_word_embeddings="output.weight" not in shapes,
+        rope_theta=keys.number(key("rope.freq_base"), 10000.0, positive=True),
+        bos_token_id=keys.optional_int("tokenizer.ggml.bos_token_id"),
+        eos_token_ids=tuple(dict.fromkeys(i for i in (eos, eot) if i is not None)),
+        pad_token_id=keys.optional_int("tokenizer.ggml.padding_token_id"),
+    )
+
+
+def hf_decoder_fields(keys: TypedKeys, default_context: int) -> dict:
+    """The ModelConfig fields every Llama-style config.json states the same way (hidden_size,
+    heads, ..., special ids), checked; families add the rest."""
+    hidden = keys.positive("hidden_size")
+    heads, kv_heads, head_dim = heads_from(keys, hidden, "num_attention_heads")
+    return dict(
+        vocab_size=keys.positive("vocab_size"),
+        hidden_size=hidden,
+        intermediate_size=keys.positive("intermediate_size"),
+        num_layers=keys.positive("num_hidden_layers"),
+        num_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=head_dim,
+        max_position_embeddings=keys.positive("max_position_embeddings", default_context),
+        norm_type="rmsnorm",
+        bos_token_id=keys.optional_int("bos_token_id"),
+        eos_token_ids=keys.ids("eos_token_id"),
+        pad_token_id=keys.optional_int("pad_token_id"),
     )

@@ -120,16 +120,18 @@ def _check_rows(weight: np.ndarray, n_heads: int) -> int:
     return rows
 
 
-def hf_name(gguf_name: str) -> str:
-    """Hugging Face name of a GGUF tensor; UnsupportedModelError for one we do not know."""
-    if gguf_name in GLOBAL_NAMES:
-        return GLOBAL_NAMES[gguf_name]
+def hf_name(gguf_name: str, family=None) -> str:
+    """Hugging Face name of a GGUF tensor (with the names of `family`, a
+    pyengine.models.families entry, when given); UnsupportedModelError for one we do not know."""
+    global_names = GLOBAL_NAMES if family is None else family.gguf_names
+    layer_names = LAYER_NAMES if family is None else family.gguf_layer_names
+    if gguf_name in global_names:
+        return global_names[gguf_name]
     match = _BLOCK.match(gguf_name)
-    if match and match.group(2) in LAYER_NAMES:
-        return f"model.layers.{match.group(1)}.{LAYER_NAMES[match.group(2)]}"
-    raise UnsupportedModelError(
-        f"unsupported GGUF tensor {gguf_name!r} (not part of a dense Llama-style model)"
-    )
+    if match and match.group(2) in layer_names:
+        return f"model.layers.{match.group(1)}.{layer_names[match.group(2)]}"
+    what = "a dense Llama-style model" if family is None else f"a {family.name} model"
+    raise UnsupportedModelError(f"unsupported GGUF tensor {gguf_name!r} (not part of {what})")
 
 
 def read_gguf(path: str | Path) -> tuple[dict[str, Any], list]:
@@ -182,24 +184,35 @@ def load_gguf(
     metadata, gguf_tensors = read_gguf(path)
     source = str(path)
 
+    from pyengine.models import families
+
     arch = metadata.get("general.architecture")
+    family = families.by_gguf_architecture(arch) if isinstance(arch, str) else None
     by_name = {t.name: t for t in gguf_tensors}
     rope_freqs = None
     if ROPE_FREQS in by_name:
         freqs = by_name[ROPE_FREQS]
         rope_freqs = _load_tensor(freqs, (int(freqs.n_elements),), None).tolist()
+    settings = family.gguf_config_tensors if family is not None else ()
+    config_tensors = {
+        n: _load_tensor(by_name[n], (int(by_name[n].n_elements),), None).tolist()
+        for n in settings
+        if n in by_name
+    }
     shapes = {t.name: tuple(int(d) for d in reversed(t.shape.tolist())) for t in gguf_tensors}
-    config = config_from_gguf(metadata, shapes, source, rope_freqs=rope_freqs)
+    config = config_from_gguf(
+        metadata, shapes, source, rope_freqs=rope_freqs, config_tensors=config_tensors
+    )
 
-    permute = arch in PERMUTED_ARCHITECTURES
+    permute = family.gguf_permuted if family is not None else arch in PERMUTED_ARCHITECTURES
     entries: dict[str, TensorEntry] = {}
     gguf_names: dict[str, str] = {}
     types: dict[str, str] = {}
     for tensor in gguf_tensors:
-        if tensor.name == ROPE_FREQS:
+        if tensor.name == ROPE_FREQS or tensor.name in settings:
             continue
         try:
-            name = hf_name(tensor.name)
+            name = hf_name(tensor.name, family)
         except UnsupportedModelError as exc:
             raise UnsupportedModelError(f"{source}: {exc}") from None
         kind = tensor.tensor_type.name

@@ -71,6 +71,11 @@ def expected_tensors(config: ModelConfig) -> dict[str, TensorSpec]:
 
     Optional tensors (a tied lm_head, BERT's pooler) are checked for shape when present.
     """
+    from pyengine.models import families
+
+    own = families.by_name(config.architecture)
+    if own is not None:
+        return dict(own.tensors(config))
     if config.architecture in ("llama", "mistral", "qwen2"):
         return _llama_family(config)
     if config.architecture == "gpt2":

@@ -90,6 +90,30 @@ class WeightPacker:
         self.release(*names, *(p + ".bias" for p in prefixes))
         return self._note(layer, fmt, weight, bias)
 
+    def linear_split(self, prefix: str, sizes: list[int], has_bias: bool) -> list:
+        """Layers for consecutive row blocks of one stored weight, `sizes` rows each (a fused
+        qkv_proj split into q, k and v). Stored blocks are sliced as bytes: blocks run along
+        a row, so a row range keeps them whole."""
+        name = prefix + ".weight"
+        fmt = self._format([name])
+        raw = self._raw(name) if fmt.quantized else None
+        weight = None if raw is not None else self.array(name)
+        bias = self.array(prefix + ".bias") if has_bias else None
+        in_features = self.tensors.shape(name)[1]
+        layers, start = [], 0
+        for n in sizes:
+            rows = slice(start, start + n)
+            start += n
+            b = None if bias is None else np.ascontiguousarray(bias[rows])
+            if raw is not None:
+                w, layer = None, fmt.from_blocks(np.ascontiguousarray(raw[rows]), in_features, b)
+            else:
+                w = np.ascontiguousarray(weight[rows])
+                layer = fmt.from_float(w, b)
+            layers.append(self._note(layer, fmt, w, b))
+        self.release(name, prefix + ".bias")
+        return layers
+
     def embedding_and_head(self, tied: bool):
         """(embedding table, lm_head layer). A table stored in blocks that runs as stored stays
         in them and, when tied, is the LM head's weight too (one copy); otherwise the table is
@@ -130,9 +154,10 @@ class RopeTable:
 
     INITIAL_ROWS = 4096
 
-    def __init__(self, inv_freq: np.ndarray, max_positions: int):
+    def __init__(self, inv_freq: np.ndarray, max_positions: int, mscale: float = 1.0):
         self.inv_freq = np.asarray(inv_freq, np.float64)
         self.max_positions = int(max_positions)
+        self.mscale = float(mscale)  # cos and sin multiplied by it (longrope's attention factor)
         self.cos = self.sin = np.zeros((0, self.inv_freq.size), np.float32)
         self.ensure(min(self.INITIAL_ROWS, self.max_positions))
 
@@ -144,7 +169,9 @@ class RopeTable:
             return
         rows = max(rows, min(2 * have, self.max_positions))
         angles = np.outer(np.arange(rows, dtype=np.float64), self.inv_freq)
-        self.cos, self.sin = np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+        m = self.mscale
+        self.cos = (np.cos(angles) * m).astype(np.float32)
+        self.sin = (np.sin(angles) * m).astype(np.float32)
 
     def for_positions(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(cos, sin) covering every position in `positions` (when it is not empty)."""
@@ -163,3 +190,79 @@ def add_lm_head(g: Graph, x: str, lm_head, vocab: int, logits: str) -> None:
     g.add("last_token", [x], last, "last_token")
     logits_buf = g.buffer("logits", vocab, per_sequence=True)
     g.add("linear", [last], logits_buf, "lm_head", linear=lm_head)
+
+
+def add_attention(
+    g: Graph,
+    prefix: str,
+    layer: int,
+    x: str,
+    lw: dict,
+    cfg,
+    rope_table,
+    *,
+    window: int = 0,
+    scale: float | None = None,
+    softcap: float = 0.0,
+    qk_norm_eps: float | None = None,
+) -> str:
+    """The attention half of a pre-norm decoder block on x (the normed activations): q, k, v
+    projections (lw["q"], lw["k"], lw["v"]), per-head RMSNorm of q and k when lw holds
+    "q_norm" and "k_norm" (Qwen3, Gemma 3), rotary positions from `rope_table` (rotate-half),
+    the KV write and causal attention with this layer's window (keys per query, 0: all),
+    score scale (None: 1/sqrt(head_dim)) and soft-cap (0: none). Returns the buffer holding
+    the attention output [T, heads * head_dim], before the output projection."""
+    nh, nkv, hd = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+    q, k, v = g.buffer("q", nh * hd), g.buffer("k", nkv * hd), g.buffer("v", nkv * hd)
+    attn = g.buffer("attn", nh * hd)
+    g.add("linear", [x], q, prefix + "q_proj", linear=lw["q"])
+    g.add("linear", [x], k, prefix + "k_proj", linear=lw["k"])
+    g.add("linear", [x], v, prefix + "v_proj", linear=lw["v"])
+    if lw.get("q_norm") is not None:
+        eps = cfg.norm_eps if qk_norm_eps is None else qk_norm_eps
+        g.add("rms_norm", [q], q, prefix + "q_norm", weight=lw["q_norm"], eps=eps, heads=nh)
+        g.add("rms_norm", [k], k, prefix + "k_norm", weight=lw["k_norm"], eps=eps, heads=nkv)
+    rope = {"table": rope_table, "interleaved": False}
+    g.add("rope", [q], q, prefix + "rope_q", heads=nh, **rope)
+    g.add("rope", [k], k, prefix + "rope_k", heads=nkv, **rope)
+    g.add("kv_write", [k, v], k, prefix + "kv_write", layer=layer, kv_heads=nkv)
+    g.add(
+        "attention",
+        [q],
+        attn,
+        prefix + "attention",
+        layer=layer,
+        heads=nh,
+        causal=True,
+        window=int(window or 0),
+        scale=scale,
+        softcap=float(softcap or 0.0),
+    )
+    return attn
+
+
+def build_gated_decoder(cfg, w: dict, logits: str, layer_windows) -> Graph:
+    """The Llama block's graph (Llama, Mistral, Qwen2, Qwen3, Phi-3) over prepared weights:
+    w["embed"], w["layers"][i] with input_norm, q, k, v (q_norm, k_norm when present), o,
+    post_norm, gate_up and down, then w["final_norm"], w["lm_head"], w["rope"]; layer i sees
+    the last layer_windows[i] keys (0: all). Per layer, on activations [T, hidden]:
+        x  = rms_norm(h) * input_norm;  h += attention(x) @ Wo      (residual in the epilogue)
+        x  = rms_norm(h) * post_norm;   h += swiglu(x @ [Wgate; Wup]^T) @ Wdown^T"""
+    g = Graph()
+    eps = cfg.norm_eps
+    h, x = g.buffer("h", cfg.hidden_size), g.buffer("x", cfg.hidden_size)
+    gate_up = g.buffer("gate_up", 2 * cfg.intermediate_size)
+    act = g.buffer("act", cfg.intermediate_size)
+    g.add("embed", [], h, "embed_tokens", table=w["embed"])
+    for i, lw in enumerate(w["layers"]):
+        n = f"L{i}."
+        g.add("rms_norm", [h], x, n + "input_norm", weight=lw["input_norm"], eps=eps)
+        attn = add_attention(g, n, i, x, lw, cfg, w["rope"], window=layer_windows[i])
+        g.add("linear", [attn, h], h, n + "o_proj+residual", linear=lw["o"])
+        g.add("rms_norm", [h], x, n + "post_norm", weight=lw["post_norm"], eps=eps)
+        g.add("linear", [x], gate_up, n + "gate_up_proj", linear=lw["gate_up"])
+        g.add("swiglu", [gate_up], act, n + "swiglu")
+        g.add("linear", [act, h], h, n + "down_proj+residual", linear=lw["down"])
+    g.add("rms_norm", [h], x, "final_norm", weight=w["final_norm"], eps=eps)
+    add_lm_head(g, x, w["lm_head"], cfg.vocab_size, logits)
+    return g

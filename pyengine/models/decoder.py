@@ -9,13 +9,20 @@ from __future__ import annotations
 import numpy as np
 
 from pyengine.loaders import ModelConfig, UnsupportedModelError
-from pyengine.models import gpt2, llama
+from pyengine.models import families, gpt2, llama
 from pyengine.models.common import WeightPacker
 from pyengine.runtime.debug import run_checked
 from pyengine.runtime.model_lock import ModelLock
 from pyengine.runtime.planner import KVCache, Plan, PlanCache, RunState, make_plan
 
-ARCHITECTURES = {**{f: llama for f in llama.FAMILIES}, **{f: gpt2 for f in gpt2.FAMILIES}}
+
+def _architectures() -> dict:
+    """family name -> module with prepare() and build()."""
+    registered = {name: f.module for name, f in families.families().items()}
+    return {**{f: llama for f in llama.FAMILIES}, **{f: gpt2 for f in gpt2.FAMILIES}, **registered}
+
+
+ARCHITECTURES = _architectures()
 
 
 class DecoderModel:
@@ -77,12 +84,6 @@ class DecoderModel:
             raise ValueError(
                 f"{what} needs {needed} positions but the model's context length is "
                 f"{self.context_length}"
-            )
-        window = self.config.sliding_window
-        if window is not None and needed > window:
-            raise ValueError(
-                f"{what} needs {needed} positions, beyond the model's sliding "
-                f"window of {window} (windowed attention is not supported)"
             )
 
     # ---- plans and cache -------------------------------------------------------------------

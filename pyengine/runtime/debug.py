@@ -37,7 +37,10 @@ def _expected(step, plan, inputs: list[np.ndarray], reference_by_linear: dict):
             x = ref.quantize_activations(x)  # quantized weights: x as int8 per 32 values
         return ref.linear(x, weight, bias, inputs[1] if len(inputs) > 1 else None)
     if kind == "rms_norm":
-        return ref.rms_norm(inputs[0], a["weight"], a["eps"])
+        x = inputs[0]
+        if a.get("heads"):  # one norm per head
+            x = x.reshape(-1, a["weight"].shape[0])
+        return ref.rms_norm(x, a["weight"], a["eps"]).reshape(inputs[0].shape)
     if kind == "layer_norm":
         return ref.layer_norm(inputs[0], a["weight"], a["bias"], a["eps"])
     if kind == "rope":
@@ -57,10 +60,19 @@ def _expected(step, plan, inputs: list[np.ndarray], reference_by_linear: dict):
             st.key_begin,
             st.key_end,
             a["causal"],
+            scale=a.get("scale"),
+            window=a.get("window", 0),
+            softcap=a.get("softcap", 0.0),
         )
         return out.reshape(inputs[0].shape)
     if kind == "swiglu":
         return ref.swiglu(inputs[0])
+    if kind == "geglu":
+        return ref.geglu(inputs[0])
+    if kind == "scale":
+        return ref.scale(inputs[0], a["scale"])
+    if kind == "softcap":
+        return ref.softcap(inputs[0], a["cap"])
     if kind == "gelu":
         return ref.gelu(inputs[0], a["approximate"])
     if kind == "add":

@@ -139,8 +139,12 @@ def _bind_linear(op, plan):
 
 
 def _bind_rms_norm(op, plan):
+    """heads=N: one norm per head of width/N values (q/k norms of Qwen3 and Gemma 3)."""
     (x,), out = _io(op, plan)
     w, eps = op.attrs["weight"], op.attrs["eps"]
+    heads = op.attrs.get("heads")
+    if heads:
+        x, out = x.reshape(-1, w.shape[0]), out.reshape(-1, w.shape[0])
     return lambda: _C.rms_norm(x, w, eps, out=out)
 
 
@@ -196,15 +200,43 @@ def _bind_attention(op, plan):
             key_begin=state.key_begin,
             key_end=state.key_end,
             causal=causal,
+            **attention_options(a),
             out=ov,
         )
 
     return call
 
 
+def attention_options(attrs: dict) -> dict:
+    """The per-layer attention attributes an attention op may carry: sliding window (keys per
+    query), score scale and soft-cap."""
+    return {
+        "window": attrs.get("window", 0),
+        "scale": attrs.get("scale"),
+        "softcap": attrs.get("softcap", 0.0),
+    }
+
+
 def _bind_swiglu(op, plan):
     (x,), out = _io(op, plan)
     return lambda: _C.swiglu(x, out=out)
+
+
+def _bind_geglu(op, plan):
+    (x,), out = _io(op, plan)
+    return lambda: _C.geglu(x, out=out)
+
+
+def _bind_scale(op, plan):
+    (x,), out = _io(op, plan)
+    s = op.attrs["scale"]
+    return lambda: _C.scale(x, s, out=out)
+
+
+def _bind_softcap(op, plan):
+    (x,), out = _io(op, plan)
+    cap = op.attrs["cap"]
+    return lambda: _C.softcap(x, cap, out=out)
 
 
 def _bind_gelu(op, plan):
@@ -234,6 +266,9 @@ BINDERS = {
     "kv_write": _bind_kv_write,
     "attention": _bind_attention,
     "swiglu": _bind_swiglu,
+    "geglu": _bind_geglu,
+    "scale": _bind_scale,
+    "softcap": _bind_softcap,
     "gelu": _bind_gelu,
     "add": _bind_add,
     "last_token": _bind_last_token,

@@ -21,7 +21,7 @@ import numpy as np
 
 from pyengine import _C
 from pyengine.runtime.graph import Graph
-from pyengine.runtime.planner import BINDERS, Plan, PlanCache, Step
+from pyengine.runtime.planner import BINDERS, Plan, PlanCache, Step, attention_options
 
 
 def _committed(shape) -> np.ndarray:
@@ -137,6 +137,7 @@ def _bind_paged_attention(op, plan):
     heads, layer, state = op.attrs["heads"], op.attrs["layer"], plan.state
     qv, ov = _token_heads(q, heads), _token_heads(plan.buffers[op.output], heads)
     pool = state.pool
+    options = attention_options(op.attrs)
 
     def call():
         _C.paged_attention(
@@ -146,6 +147,7 @@ def _bind_paged_attention(op, plan):
             q_start=state.q_start,
             first_pos=state.first_pos,
             block_table=state.block_table,
+            **options,
             out=ov,
         )
 

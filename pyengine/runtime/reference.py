@@ -69,6 +69,21 @@ def gelu(x, approximate="tanh"):
     return y.astype(np.float32)
 
 
+def geglu(gate_up):
+    """gelu_tanh(gate) * up over the two halves of the last axis (Gemma's MLP)."""
+    x = _f64(gate_up)
+    inter = x.shape[-1] // 2
+    return (_f64(gelu(x[..., :inter], "tanh")) * x[..., inter:]).astype(np.float32)
+
+
+def scale(x, s):
+    return (_f64(x) * s).astype(np.float32)
+
+
+def softcap(x, cap):
+    return (cap * np.tanh(_f64(x) / cap)).astype(np.float32)
+
+
 def add(a, b):
     return (_f64(a) + _f64(b)).astype(np.float32)
 
@@ -130,11 +145,21 @@ def kv_cache_write(k, v, k_cache, v_cache, start_pos):
 
 
 def attention(
-    q, k_cache, v_cache, start_pos, key_begin=None, key_end=None, causal=True, scale=None
+    q,
+    k_cache,
+    v_cache,
+    start_pos,
+    key_begin=None,
+    key_end=None,
+    causal=True,
+    scale=None,
+    window=0,
+    softcap=0.0,
 ):
     """softmax(q k^T * scale + mask) v per head; query t of batch b at position start_pos + t
-    sees keys j in [key_begin[b], key_end[b]) (and j <= start_pos + t when causal). A query
-    with no visible key gives zeros."""
+    sees keys j in [key_begin[b], key_end[b]) (and j <= start_pos + t when causal, and
+    j > start_pos + t - window with a window). softcap > 0: scores s become
+    softcap * tanh(s / softcap). A query with no visible key gives zeros."""
     batch, q_len, n_heads, hd = q.shape
     n_kv = k_cache.shape[1]
     group = n_heads // n_kv
@@ -148,12 +173,16 @@ def attention(
             visible = j >= key_begin[b]
             if causal:
                 visible &= j <= start_pos + t
+            if window:
+                visible &= j > start_pos + t - window
             if not visible.any():
                 continue
             for h in range(n_heads):
                 keys = _f64(k_cache[b, h // group, : key_end[b]])[visible]
                 vals = _f64(v_cache[b, h // group, : key_end[b]])[visible]
                 s = keys @ _f64(q[b, t, h]) * scale
+                if softcap:
+                    s = softcap * np.tanh(s / softcap)
                 p = np.exp(s - s.max())
                 out[b, t, h] = (p / p.sum()) @ vals
     return out.astype(np.float32)

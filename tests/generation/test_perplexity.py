@@ -168,7 +168,7 @@ def test_uniform_logits_give_the_vocabulary_size():
 
 
 @pytest.mark.parametrize(
-    "context, sliding, want", [(8192, None, 512), (64, None, 64), (8192, 100, 100)]
+    "context, sliding, want", [(8192, None, 512), (64, None, 64), (8192, 100, 512)]
 )
 def test_default_window(context, sliding, want):
     model = UniformModel(context_length=context, sliding_window=sliding)

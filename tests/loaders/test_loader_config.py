@@ -329,8 +329,8 @@ def test_gguf_rope_scaling_and_freq_factors():
 
 
 def test_gguf_errors_are_named():
-    with pytest.raises(UnsupportedModelError, match="'phi3'"):
-        config_from_gguf(dict(GGUF_META, **{"general.architecture": "phi3"}), GGUF_SHAPES)
+    with pytest.raises(UnsupportedModelError, match="'mamba'"):
+        config_from_gguf(dict(GGUF_META, **{"general.architecture": "mamba"}), GGUF_SHAPES)
     meta = {k: v for k, v in GGUF_META.items() if k != "llama.block_count"}
     with pytest.raises(CheckpointError, match="llama.block_count"):
         config_from_gguf(meta, GGUF_SHAPES)
