@@ -16,7 +16,6 @@ import argparse
 import json
 import tempfile
 
-import numpy as np
 import torch
 import transformers
 
@@ -83,7 +82,8 @@ def run(name: str, threads: int, prompt: int, new: int, repeat: int, read_gbs: f
             pre = decoder_suite.pyengine_prefill(model, ids, repeat)
             dec = decoder_suite.pyengine_decode(model, ids, new)["timing"]
             streamed = decoder_suite.weight_bytes_per_token(model)
-            head = model.config.vocab_size * model.config.hidden_size * (2 if dtype == "bfloat16" else 4)
+            width = 2 if dtype == "bfloat16" else 4
+            head = model.config.vocab_size * model.config.hidden_size * width
             roof = read_gbs * 1e9 / streamed
             rows.append((f"pyengine {dtype}", prompt / pre.median, 1 / dec.median,
                          (streamed, head, roof)))  # fmt: skip

@@ -30,8 +30,6 @@ HF_ARCHITECTURES: dict[str, str] = {
     "MistralModel": "mistral",
     "Qwen2ForCausalLM": "qwen2",
     "Qwen2Model": "qwen2",
-    "GPT2LMHeadModel": "gpt2",
-    "GPT2Model": "gpt2",
     "BertModel": "bert",
     "BertForMaskedLM": "bert",
     "BertForPreTraining": "bert",
@@ -45,12 +43,11 @@ HF_MODEL_TYPES: dict[str, str] = {
     "llama": "llama",
     "mistral": "mistral",
     "qwen2": "qwen2",
-    "gpt2": "gpt2",
     "bert": "bert",
     "roberta": "roberta",
     "xlm-roberta": "xlm-roberta",
 }
-DECODER_FAMILIES = ("llama", "mistral", "qwen2", "gpt2")
+DECODER_FAMILIES = ("llama", "mistral", "qwen2")  # and pyengine.models.families
 ENCODER_FAMILIES = ("bert", "roberta", "xlm-roberta")
 
 # HF activation names -> the three functions the engine implements
@@ -214,8 +211,6 @@ def config_from_hf(cfg: Mapping[str, Any], source: str = "config.json") -> Model
     hf_arch, family = _hf_family(cfg, source, families.families().values())
     if family in ("llama", "mistral", "qwen2"):
         return _llama_family_from_hf(reader, family, hf_arch)
-    if family == "gpt2":
-        return _gpt2_from_hf(reader, hf_arch)
     return _bert_family_from_hf(reader, family, hf_arch)
 
 
@@ -422,38 +417,6 @@ def _llama_family_from_hf(keys: TypedKeys, family: str, hf_arch: str | None) -> 
         attention_out_bias=out_bias,
         mlp_bias=keys.flag("mlp_bias", False),
         sliding_window=sliding_window,
-        bos_token_id=keys.optional_int("bos_token_id"),
-        eos_token_ids=keys.ids("eos_token_id"),
-        pad_token_id=keys.optional_int("pad_token_id"),
-        hf_architecture=hf_arch,
-    )
-
-
-def _gpt2_from_hf(keys: TypedKeys, hf_arch: str | None) -> ModelConfig:
-    keys.reject("scale_attn_by_inverse_layer_idx", True, "attention scaled per layer")
-    keys.reject("scale_attn_weights", False, "unscaled attention scores")
-    keys.reject("add_cross_attention", True, "encoder-decoder cross-attention")
-    hidden = keys.positive("n_embd")
-    heads = keys.integer("n_head")
-    if heads == 0 or hidden % heads:
-        raise CheckpointError(f"{keys.source}: n_embd={hidden} is not a multiple of n_head={heads}")
-    return ModelConfig(
-        architecture="gpt2",
-        vocab_size=keys.positive("vocab_size"),
-        hidden_size=hidden,
-        intermediate_size=keys.positive("n_inner", 4 * hidden),
-        num_layers=keys.positive("n_layer"),
-        num_heads=heads,
-        num_kv_heads=heads,
-        head_dim=hidden // heads,
-        max_position_embeddings=keys.positive("n_positions"),
-        norm_type="layernorm",
-        norm_eps=keys.number("layer_norm_epsilon", 1e-5, positive=True),
-        activation=activation_from(keys, "activation_function", "gelu_new"),
-        tie_word_embeddings=keys.flag("tie_word_embeddings", True),
-        attention_bias=True,
-        attention_out_bias=True,
-        mlp_bias=True,
         bos_token_id=keys.optional_int("bos_token_id"),
         eos_token_ids=keys.ids("eos_token_id"),
         pad_token_id=keys.optional_int("pad_token_id"),

@@ -127,9 +127,10 @@ def hf_name(gguf_name: str, family=None) -> str:
     layer_names = LAYER_NAMES if family is None else family.gguf_layer_names
     if gguf_name in global_names:
         return global_names[gguf_name]
+    prefix = "model.layers.{i}." if family is None else family.gguf_layer_prefix
     match = _BLOCK.match(gguf_name)
     if match and match.group(2) in layer_names:
-        return f"model.layers.{match.group(1)}.{layer_names[match.group(2)]}"
+        return prefix.format(i=match.group(1)) + layer_names[match.group(2)]
     what = "a dense Llama-style model" if family is None else f"a {family.name} model"
     raise UnsupportedModelError(f"unsupported GGUF tensor {gguf_name!r} (not part of {what})")
 

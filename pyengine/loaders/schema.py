@@ -27,7 +27,6 @@ from .errors import CheckpointError
 
 # prefixes a task head class adds in front of the base model's names
 _BASE_PREFIXES = {
-    "gpt2": ("transformer.",),
     "bert": ("bert.",),
     "roberta": ("roberta.",),
     "xlm-roberta": ("roberta.",),
@@ -48,7 +47,11 @@ class TensorSpec(NamedTuple):
 
 def canonical_name(config: ModelConfig, name: str) -> str:
     """The name `name` has in our convention (see the module docstring)."""
-    for prefix in _BASE_PREFIXES.get(config.architecture, ()):
+    from pyengine.models import families
+
+    own = families.by_name(config.architecture)
+    prefixes = own.hf_prefixes if own is not None else _BASE_PREFIXES.get(config.architecture, ())
+    for prefix in prefixes:
         if name.startswith(prefix):
             name = name[len(prefix) :]
             break
@@ -78,8 +81,6 @@ def expected_tensors(config: ModelConfig) -> dict[str, TensorSpec]:
         return dict(own.tensors(config))
     if config.architecture in ("llama", "mistral", "qwen2"):
         return _llama_family(config)
-    if config.architecture == "gpt2":
-        return _gpt2(config)
     return _bert_family(config)
 
 
@@ -112,36 +113,6 @@ def _llama_family(c: ModelConfig) -> dict[str, TensorSpec]:
             layer["mlp.down_proj.bias"] = (hidden,)
         specs.update({p + k: TensorSpec(v, True) for k, v in layer.items()})
     specs["model.norm.weight"] = TensorSpec((hidden,), True)
-    specs["lm_head.weight"] = TensorSpec((c.vocab_size, hidden), not c.tie_word_embeddings)
-    return specs
-
-
-def _gpt2(c: ModelConfig) -> dict[str, TensorSpec]:
-    hidden, inter = c.hidden_size, c.intermediate_size
-    specs = {
-        "wte.weight": TensorSpec((c.vocab_size, hidden), True),
-        "wpe.weight": TensorSpec((c.max_position_embeddings, hidden), True),
-    }
-    for i in range(c.num_layers):
-        p = f"h.{i}."
-        layer = {
-            "ln_1.weight": (hidden,),
-            "ln_1.bias": (hidden,),
-            # Conv1D: [in_features, out_features]
-            "attn.c_attn.weight": (hidden, 3 * hidden),
-            "attn.c_attn.bias": (3 * hidden,),
-            "attn.c_proj.weight": (hidden, hidden),
-            "attn.c_proj.bias": (hidden,),
-            "ln_2.weight": (hidden,),
-            "ln_2.bias": (hidden,),
-            "mlp.c_fc.weight": (hidden, inter),
-            "mlp.c_fc.bias": (inter,),
-            "mlp.c_proj.weight": (inter, hidden),
-            "mlp.c_proj.bias": (hidden,),
-        }
-        specs.update({p + k: TensorSpec(v, True) for k, v in layer.items()})
-    specs["ln_f.weight"] = TensorSpec((hidden,), True)
-    specs["ln_f.bias"] = TensorSpec((hidden,), True)
     specs["lm_head.weight"] = TensorSpec((c.vocab_size, hidden), not c.tie_word_embeddings)
     return specs
 

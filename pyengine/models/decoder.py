@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from pyengine.loaders import ModelConfig, UnsupportedModelError
-from pyengine.models import families, gpt2, llama
+from pyengine.models import families, llama
 from pyengine.models.common import WeightPacker
 from pyengine.runtime.debug import run_checked
 from pyengine.runtime.model_lock import ModelLock
@@ -19,7 +19,7 @@ from pyengine.runtime.planner import KVCache, Plan, PlanCache, RunState, make_pl
 def _architectures() -> dict:
     """family name -> module with prepare() and build()."""
     registered = {name: f.module for name, f in families.families().items()}
-    return {**{f: llama for f in llama.FAMILIES}, **{f: gpt2 for f in gpt2.FAMILIES}, **registered}
+    return {**{f: llama for f in llama.FAMILIES}, **registered}
 
 
 ARCHITECTURES = _architectures()

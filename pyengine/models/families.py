@@ -6,7 +6,7 @@ its graph. It registers one `Family` record here; the loaders (config, tensor ch
 names) and the decoder look families up in this table and nowhere else. Adding a family means
 its module, its tests and one line below.
 
-The Llama family, GPT-2 and the BERT encoders predate this table: their knowledge still sits in
+The Llama family and the BERT encoders predate this table: their knowledge still sits in
 loaders/config.py, loaders/schema.py and loaders/gguf_file.py.
 
 Importing this module does not import the native extension: family modules import the weight
@@ -33,7 +33,9 @@ class Family:
         config_tensors: name -> values of the `gguf_config_tensors` the file holds.
     tensors(config) -> {HF name: TensorSpec}: every tensor it uses, shapes [out, in].
     gguf_names / gguf_layer_names: GGUF name -> HF name, for whole-model tensors and for the
-        part after "blk.{i}." (mapped to "model.layers.{i}.").
+        part after "blk.{i}." (mapped to gguf_layer_prefix, "model.layers.{i}." by default).
+    hf_prefixes: prefixes a task-head class puts before the base model's names in config.json
+        folders (GPT-2's "transformer."), removed at load.
     gguf_permuted: llama.cpp's converter permuted the q/k rows (Llama-style RoPE in llama.cpp).
     gguf_config_tensors: GGUF tensors that are settings, not weights (e.g. RoPE factors).
     module: the module with prepare(config, packer) and build(config, weights, logits).
@@ -51,12 +53,14 @@ class Family:
     gguf_layer_names: Mapping[str, str] = field(default_factory=dict)
     gguf_permuted: bool = False
     gguf_config_tensors: tuple[str, ...] = ()
+    gguf_layer_prefix: str = "model.layers.{i}."
+    hf_prefixes: tuple[str, ...] = ()
 
 
 def _all() -> tuple[Family, ...]:
-    from pyengine.models import gemma, phi3, qwen3
+    from pyengine.models import gemma, gpt2, phi3, qwen3
 
-    return (*gemma.FAMILIES, qwen3.FAMILY, phi3.FAMILY)
+    return (*gemma.FAMILIES, qwen3.FAMILY, phi3.FAMILY, gpt2.FAMILY)
 
 
 _TABLE: dict[str, Family] | None = None

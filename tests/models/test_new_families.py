@@ -302,3 +302,63 @@ def test_unsupported_options_are_named():
         config_from_hf({**base, "architectures": ["NopeForCausalLM"]})
     with pytest.raises(pyengine.loaders.CheckpointError, match="layer_types"):
         config_from_hf({**base, "model_type": "gemma2", "layer_types": ["full_attention"]})
+
+
+def convert_gpt2(hf, path, quantize=()) -> None:
+    """GPT-2 as llama.cpp's converter writes it: Conv1D weights transposed to [out, in]."""
+    c = hf.config
+    w = gguf.GGUFWriter(str(path), "gpt2")
+    w.add_uint32("gpt2.block_count", c.n_layer)
+    w.add_uint32("gpt2.context_length", c.n_positions)
+    w.add_uint32("gpt2.embedding_length", c.n_embd)
+    w.add_uint32("gpt2.feed_forward_length", 4 * c.n_embd)
+    w.add_uint32("gpt2.attention.head_count", c.n_head)
+    w.add_float32("gpt2.attention.layer_norm_epsilon", c.layer_norm_epsilon)
+    names = {"ln_1": "attn_norm", "attn.c_attn": "attn_qkv", "attn.c_proj": "attn_output",
+             "ln_2": "ffn_norm", "mlp.c_fc": "ffn_up", "mlp.c_proj": "ffn_down"}  # fmt: skip
+    top = {"wte.weight": "token_embd.weight", "wpe.weight": "position_embd.weight",
+           "ln_f.weight": "output_norm.weight", "ln_f.bias": "output_norm.bias"}  # fmt: skip
+    for name, value in hf.transformer.state_dict().items():
+        if name.endswith((".attn.bias", ".attn.masked_bias")):
+            continue
+        value = value.float().numpy()
+        if name in top:
+            gname = top[name]
+        else:
+            _, layer, rest = name.split(".", 2)
+            module, kind = rest.rsplit(".", 1)
+            gname = f"blk.{layer}.{names[module]}.{kind}"
+            if kind == "weight" and module not in ("ln_1", "ln_2"):
+                value = value.T  # Conv1D [in, out] -> [out, in]
+        if gname.endswith(quantize):
+            w.add_tensor(gname, gguf.quants.quantize(value, gguf.GGMLQuantizationType.Q8_0),
+                         raw_dtype=gguf.GGMLQuantizationType.Q8_0)  # fmt: skip
+        else:
+            w.add_tensor(gname, np.ascontiguousarray(value, np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+@pytest.mark.parametrize("quantize", [(), ("attn_qkv.weight", "ffn_up.weight")])
+def test_gpt2_gguf(tmp_path, quantize):
+    torch.manual_seed(3)
+    config = transformers.GPT2Config(vocab_size=VOCAB, n_embd=64, n_layer=2, n_head=4,
+                                     n_positions=128)  # fmt: skip
+    hf = transformers.GPT2LMHeadModel(config).eval()
+    with torch.no_grad():
+        for p in hf.parameters():
+            if p.ndim == 1:
+                p.normal_(0.0, 0.1)
+    path = tmp_path / "gpt2.gguf"
+    convert_gpt2(hf, path, quantize)
+    model = load_gguf_model(path)
+    ids = np.random.default_rng(4).integers(0, VOCAB, (2, 50))
+    want = hf_logits(hf, ids)
+    if not quantize:
+        assert_logits_close(model.forward(ids), want, "gpt2 from GGUF")
+        return
+    assert model.weight_formats.get("Q8_0") == 8  # q, k, v and c_fc of both layers, as stored
+    err = np.abs(model.forward(ids) - want).max() / np.abs(want).max()
+    assert err < 0.03, err
