@@ -74,8 +74,9 @@ def build(cfg: ModelConfig, w: dict) -> Graph:
         g.add("linear", [h], k, n + "key", linear=lw["k"])
         g.add("linear", [h], v, n + "value", linear=lw["v"])
         # One K/V scratch serves every layer: each layer's keys are consumed before the next.
-        g.add("kv_write", [k, v], k, n + "kv_write", layer=0, kv_heads=heads)
-        g.add("attention", [q], attn, n + "attention", layer=0, heads=heads, causal=False)
+        cache = g.cache(0)  # one cache, rewritten by every layer: the encoder keeps no state
+        g.add("kv_write", [k, v], cache, n + "kv_write", layer=0, kv_heads=heads)
+        g.add("attention", [q, cache], attn, n + "attention", layer=0, heads=heads, causal=False)
         g.add("linear", [attn, h], tmp, n + "attn_out+residual", linear=lw["o"])
         g.add(
             "layer_norm",

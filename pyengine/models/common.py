@@ -225,10 +225,11 @@ def add_attention(
     rope = {"table": rope_table, "interleaved": False}
     g.add("rope", [q], q, prefix + "rope_q", heads=nh, **rope)
     g.add("rope", [k], k, prefix + "rope_k", heads=nkv, **rope)
-    g.add("kv_write", [k, v], k, prefix + "kv_write", layer=layer, kv_heads=nkv)
+    cache = g.cache(layer)
+    g.add("kv_write", [k, v], cache, prefix + "kv_write", layer=layer, kv_heads=nkv)
     g.add(
         "attention",
-        [q],
+        [q, cache],
         attn,
         prefix + "attention",
         layer=layer,

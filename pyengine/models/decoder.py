@@ -70,6 +70,13 @@ class DecoderModel:
         return self.config.vocab_size
 
     @property
+    def layer_windows(self) -> tuple[int, ...]:
+        """Keys each layer's queries see (its attention op's sliding window; 0: all)."""
+        ops = [op for op in self._graph("last").ops if op.kind == "attention"]
+        windows = {op.attrs["layer"]: int(op.attrs.get("window", 0)) for op in ops}
+        return tuple(windows[i] for i in range(self.config.num_layers))
+
+    @property
     def weight_formats(self) -> dict[str, int]:
         """Format name ("float32", "bfloat16", "Q4_K", ...) -> linear layers stored in it."""
         return dict(self._packer.formats)
@@ -195,11 +202,13 @@ class DecoderModel:
         block = 64
         blocks = (prompt_tokens + n_prompts * (max_new_tokens + block)) // block + 1
         e = self._engine
-        if e is None or e.blocks.n_blocks < blocks or e.max_batch < n_prompts:
+        # (a model whose every layer keeps its keys in window rings has no other blocks: the
+        # count asked for is what says whether this engine is big enough)
+        if e is None or e.asked_blocks < blocks or e.max_batch < n_prompts:
             self._engine = None  # the old pool goes before the new one is allocated
             self._engine = Engine(
                 self,
-                n_blocks=max(blocks, e.blocks.n_blocks if e else 0),
+                n_blocks=max(blocks, e.asked_blocks if e else 0),
                 block_size=block,
                 max_batch=max(n_prompts, e.max_batch if e else 1),
                 max_step_tokens=max(512, n_prompts),

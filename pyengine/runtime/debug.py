@@ -86,7 +86,7 @@ def run_checked(plan, reference_by_linear: dict) -> list[tuple[str, float]]:
     """Runs `plan`, checking every op; returns (op name, max relative error) per checked op."""
     report = []
     for step in plan.steps:
-        inputs = [plan.buffers[name].copy() for name in step.op.inputs]
+        inputs = [plan.buffers[n].copy() for n in step.op.inputs if n in plan.buffers]
         step.call()
         want = _expected(step, plan, inputs, reference_by_linear)
         if want is None:

@@ -17,6 +17,10 @@ class Buffer:
     name: str
     width: int
     per_sequence: bool = False  # [B, width] instead of [T, width]
+    # A layer's KV cache: state that outlives a run, owned by the run's cache (a dense KVCache
+    # or the engine's paged pool), never allocated by the planner. kv_write outputs it and
+    # attention reads it, so the graph shows the dependency the kernels have.
+    cache: bool = False
 
 
 @dataclass
@@ -50,6 +54,16 @@ class Graph:
         self.buffers[name] = Buffer(name, width, per_sequence)
         return name
 
+    def cache(self, layer: int) -> str:
+        """The buffer naming layer `layer`'s KV cache (see Buffer.cache)."""
+        name = f"kv_cache{layer}"
+        self.buffers[name] = Buffer(name, 0, cache=True)
+        return name
+
+    def activations(self):
+        """The buffers a plan allocates (every one but the caches)."""
+        return [b for b in self.buffers.values() if not b.cache]
+
     def add(self, kind: str, inputs, output: str, name: str = "", **attrs) -> Op:
         for b in (*inputs, output):
             if b not in self.buffers:
@@ -62,7 +76,9 @@ class Graph:
         lines = [
             f"{len(self.ops)} ops, buffers: "
             + ", ".join(
-                f"{b.name}[{'B' if b.per_sequence else 'T'},{b.width}]"
+                f"{b.name}[cache]"
+                if b.cache
+                else f"{b.name}[{'B' if b.per_sequence else 'T'},{b.width}]"
                 for b in self.buffers.values()
             )
         ]

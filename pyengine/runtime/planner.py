@@ -108,7 +108,7 @@ def make_plan(graph: Graph, state: RunState) -> Plan:
     tokens = state.batch * state.seq
     buffers = {
         b.name: np.zeros((state.batch if b.per_sequence else tokens, b.width), np.float32)
-        for b in graph.buffers.values()
+        for b in graph.activations()
     }
     plan = Plan(graph, state, buffers, [])
     plan.steps = [Step(op, BINDERS[op.kind](op, plan)) for op in graph.ops]
@@ -119,7 +119,10 @@ def make_plan(graph: Graph, state: RunState) -> Plan:
 
 
 def _io(op: Op, plan: Plan):
-    return [plan.buffers[name] for name in op.inputs], plan.buffers[op.output]
+    """The op's activation inputs and output (a cache buffer, bound through the run state,
+    stands for itself: None)."""
+    get = plan.buffers.get
+    return [get(name) for name in op.inputs], get(op.output)
 
 
 def _bind_embed(op, plan):
@@ -185,7 +188,7 @@ def _bind_kv_write(op, plan):
 
 
 def _bind_attention(op, plan):
-    (q,), out = _io(op, plan)
+    (q, _cache), out = _io(op, plan)
     state, a = plan.state, op.attrs
     qv, ov = _heads_view(q, state, a["heads"]), _heads_view(out, state, a["heads"])
     layer, causal = a["layer"], a["causal"]

@@ -43,8 +43,19 @@ class KVPool:
 
     @classmethod
     def allocate(cls, layers: int, n_blocks: int, kv_heads: int, block_size: int, head_dim: int):
-        whole = _committed((2, layers, n_blocks, kv_heads, block_size, head_dim))
-        return cls(list(whole[0]), list(whole[1]))
+        return cls.allocate_layers([n_blocks] * layers, kv_heads, block_size, head_dim)
+
+    @classmethod
+    def allocate_layers(cls, blocks: list[int], kv_heads: int, block_size: int, head_dim: int):
+        """Layer i's pools hold blocks[i] blocks (the window layers' rings are smaller than the
+        full-attention layers' pool); layers of one size share one allocation."""
+        k, v = [None] * len(blocks), [None] * len(blocks)
+        for n in sorted(set(blocks)):
+            layers = [i for i, b in enumerate(blocks) if b == n]
+            whole = _committed((2, len(layers), n, kv_heads, block_size, head_dim))
+            for j, i in enumerate(layers):
+                k[i], v[i] = whole[0, j], whole[1, j]
+        return cls(k, v)
 
     @staticmethod
     def bytes_per_block(layers: int, kv_heads: int, block_size: int, head_dim: int) -> int:
@@ -63,20 +74,33 @@ class RaggedState:
     q_start: np.ndarray = None  # [S + 1] int32: sequence s owns tokens q_start[s] .. [s+1]-1
     first_pos: np.ndarray = None  # [S] int32: position of each sequence's first token here
     block_table: np.ndarray = None  # [S, max_blocks] int32
+    # Layers with a sliding window, when the engine keeps their keys in per-sequence rings:
+    # their K, V go to ring_slots, their attention reads through ring_table (see engine.py).
+    ring_layers: frozenset = frozenset()
+    ring_slots: np.ndarray = None  # [T] int32
+    ring_table: np.ndarray = None  # [S, max_blocks] int32: logical block c -> its ring block
     out_rows: np.ndarray = None  # [R] int64: token rows whose logits are wanted
     batch_invariant: bool = False  # see Linear.__call__: the engine's deterministic mode
     pool: KVPool = None
 
 
 class RaggedPlanner:
-    def __init__(self, graph: Graph, pool: KVPool, max_tokens: int, max_rows: int):
+    def __init__(
+        self,
+        graph: Graph,
+        pool: KVPool,
+        max_tokens: int,
+        max_rows: int,
+        ring_layers: frozenset = frozenset(),
+    ):
         self.graph = graph
         self.pool = pool
+        self.ring_layers = frozenset(ring_layers)
         self.max_tokens = max_tokens
         self.max_rows = max_rows
         self._arenas = {
             b.name: _committed((max_rows if b.per_sequence else max_tokens, b.width))
-            for b in graph.buffers.values()
+            for b in graph.activations()
         }
         # Plans are views and closures, cheap to make again: keep the recent shapes only (a
         # server sees many (tokens, rows) pairs over its life).
@@ -100,6 +124,8 @@ class RaggedPlanner:
         state.ids = np.zeros((1, tokens), np.int32)
         state.positions = np.zeros((1, tokens), np.int32)
         state.slots = np.zeros(tokens, np.int32)
+        state.ring_slots = np.zeros(tokens, np.int32)
+        state.ring_layers = self.ring_layers
         state.out_rows = np.zeros(rows, np.int64)
         state.pool = self.pool
         plan = Plan(self.graph, state, buffers, [])
@@ -127,17 +153,20 @@ def _bind_paged_kv_write(op, plan):
     heads, layer, state = op.attrs["kv_heads"], op.attrs["layer"], plan.state
     kv, vv = _token_heads(k, heads), _token_heads(v, heads)
     pool = state.pool
+    if layer in state.ring_layers:
+        return lambda: _C.paged_kv_write(kv, vv, pool.k[layer], pool.v[layer], state.ring_slots)
     return lambda: _C.paged_kv_write(kv, vv, pool.k[layer], pool.v[layer], state.slots)
 
 
 def _bind_paged_attention(op, plan):
     if not op.attrs["causal"]:
         raise ValueError("the paged (serving) attention is causal: encoders do not run here")
-    (q,) = (plan.buffers[n] for n in op.inputs)
+    q = plan.buffers[op.inputs[0]]  # the second input is the layer's cache
     heads, layer, state = op.attrs["heads"], op.attrs["layer"], plan.state
     qv, ov = _token_heads(q, heads), _token_heads(plan.buffers[op.output], heads)
     pool = state.pool
     options = attention_options(op.attrs)
+    ring = layer in state.ring_layers
 
     def call():
         _C.paged_attention(
@@ -146,7 +175,7 @@ def _bind_paged_attention(op, plan):
             pool.v[layer],
             q_start=state.q_start,
             first_pos=state.first_pos,
-            block_table=state.block_table,
+            block_table=state.ring_table if ring else state.block_table,
             **options,
             out=ov,
         )

@@ -29,9 +29,9 @@ def block_hashes(tokens, block_size: int) -> list[int]:
 
 class BlockManager:
     def __init__(self, n_blocks: int, block_size: int, prefix_caching: bool = True):
-        if n_blocks < 1 or block_size < 1:
+        if n_blocks < 0 or block_size < 1:  # 0 blocks: a model whose every layer uses rings
             raise ValueError(
-                f"need n_blocks >= 1 and block_size >= 1, got {n_blocks}, {block_size}"
+                f"need n_blocks >= 0 and block_size >= 1, got {n_blocks}, {block_size}"
             )
         self.n_blocks = n_blocks
         self.block_size = block_size

@@ -13,6 +13,11 @@ An Engine owns a decoder model's step plans and a KV pool. Requests join and lea
     sample a token for every sequence whose prompt is done, each with its own parameters
     emit tokens and text pieces; retire finished or cancelled sequences and free their blocks
 
+Layers with a sliding window keep a sequence's keys in a ring of blocks (ring_size), a pool
+of their own: logical block c of the sequence lives in ring block c mod the ring's length. The
+kernels never read a block wholly before a query's window, so overwriting those is safe, and
+the window layers' memory per sequence stays bounded by the window whatever the context.
+
 The model's forward keeps no serving state: which sequences run, their block tables and
 positions live here (vLLM's split: scheduler and block manager outside the model).
 
@@ -33,6 +38,19 @@ from pyengine.generation.detokenize import TextStream
 from pyengine.generation.sampling import Sampler
 from pyengine.runtime.ragged import KVPool, RaggedPlanner
 from pyengine.serve.block_manager import BlockManager, CacheFullError, block_hashes
+
+
+def ring_size(windows, block_size: int, max_step_tokens: int) -> int:
+    """Blocks of the ring that holds a sequence's keys for its sliding-window layers (0: no
+    layer has a window). A step writes up to max_step_tokens positions p0 .. p0 + n - 1 while
+    its first query still reads keys from p0 - window + 1 on: those span at most
+    ceil((n + window - 2) / block_size) + 1 blocks, so a ring that long is never overwritten
+    where a query of the step (or a later one) still looks. Memory per sequence is then
+    proportional to the window, not to the context."""
+    window = max(windows, default=0)
+    if not window:
+        return 0
+    return -(-(max_step_tokens + window - 2) // block_size) + 1
 
 
 class EngineError(RuntimeError):
@@ -102,6 +120,7 @@ class Request:
         self.text = stream  # TextStream or None (no tokenizer)
         self.blocks: list[int] = []  # pool blocks for prompt + max_tokens, taken at admission
         self.table = np.zeros(0, np.int32)  # the same as an array (the step's block table row)
+        self.ring = np.zeros(0, np.int32)  # its ring of blocks for the window layers, if any
         self.computed = 0  # tokens whose K, V are in the pool
         self.cached_tokens = 0  # prompt tokens found in the prefix cache
         self.registered = 0  # full prompt blocks offered to the prefix cache
@@ -154,20 +173,49 @@ class Engine:
         if deterministic:
             room = (max_step_tokens - max_batch) // block_size * block_size
             self.prefill_chunk = max(block_size, room)
-        per_block = KVPool.bytes_per_block(
-            cfg.num_layers, cfg.num_kv_heads, block_size, cfg.head_dim
-        )
+        windows = model.layer_windows
+        self.ring_blocks_per_seq = ring_size(windows, block_size, max_step_tokens)
+        if self.ring_blocks_per_seq >= -(-model.context_length // block_size):
+            self.ring_blocks_per_seq = 0  # a ring as long as the context saves nothing
+        ring_layers = frozenset(i for i, w in enumerate(windows) if w and self.ring_blocks_per_seq)
+        n_full = cfg.num_layers - len(ring_layers)
+
+        def per_block(layers: int) -> int:
+            return KVPool.bytes_per_block(layers, cfg.num_kv_heads, block_size, cfg.head_dim)
+
+        self.asked_blocks = n_blocks or 0
+        n_ring = max_batch * self.ring_blocks_per_seq  # every running sequence's ring
         if n_blocks is None:
             gb = 1.0 if kv_cache_gb is None else float(kv_cache_gb)
             if not gb > 0:
                 raise ValueError(f"kv_cache_gb must be > 0, got {kv_cache_gb}")
-            n_blocks = max(1, int(gb * 2**30) // per_block)
-        self.kv_bytes = n_blocks * per_block
-        self.blocks = BlockManager(n_blocks, block_size, prefix_caching)
-        self.pool = KVPool.allocate(
-            cfg.num_layers, n_blocks, cfg.num_kv_heads, block_size, cfg.head_dim
+            budget = int(gb * 2**30)
+            if ring_layers:  # the rings take at most half the budget when other layers share it
+                share = budget // 2 if n_full else budget
+                rings = max(
+                    1,
+                    min(
+                        max_batch, share // per_block(len(ring_layers)) // self.ring_blocks_per_seq
+                    ),
+                )
+                n_ring = rings * self.ring_blocks_per_seq
+                budget -= n_ring * per_block(len(ring_layers))
+            n_blocks = max(1, budget // per_block(n_full)) if n_full else 0
+        elif not n_full:
+            n_blocks = 0
+        self.kv_bytes = n_blocks * per_block(n_full) + n_ring * per_block(len(ring_layers))
+        # Prefix caching skips the K, V of a shared prefix: the rings would miss them.
+        self.blocks = BlockManager(n_blocks, block_size, prefix_caching and not ring_layers)
+        self.rings = BlockManager(n_ring, block_size, False) if ring_layers else None
+        self.pool = KVPool.allocate_layers(
+            [n_ring if i in ring_layers else n_blocks for i in range(cfg.num_layers)],
+            cfg.num_kv_heads,
+            block_size,
+            cfg.head_dim,
         )
-        self.planner = RaggedPlanner(model._graph("last"), self.pool, max_step_tokens, max_batch)
+        self.planner = RaggedPlanner(
+            model._graph("last"), self.pool, max_step_tokens, max_batch, ring_layers
+        )
         self.eos = set(model.eos_token_ids())
         self.metrics = metrics
         self.waiting: deque[Request] = deque()
@@ -195,8 +243,8 @@ class Engine:
                 f"prompt ({prompt.size} tokens) + max_tokens ({params.max_tokens}) = {needed} "
                 f"exceeds the model's context length {self.model.context_length}"
             )
-        self.model._check_length(needed, "this request")  # a sliding window it would pass
-        if self.blocks.blocks_for(needed) > self.blocks.n_blocks:
+        self.model._check_length(needed, "this request")
+        if self.blocks.n_blocks and self.blocks.blocks_for(needed) > self.blocks.n_blocks:
             raise RequestTooLargeError(
                 f"prompt + max_tokens = {needed} tokens needs {self.blocks.blocks_for(needed)} "
                 f"KV blocks; the cache holds {self.blocks.n_blocks} "
@@ -300,14 +348,19 @@ class Engine:
             if self.deterministic:
                 usable = (len(req.prompt) - 1) // self.prefill_chunk * self.prefill_chunk // bs
             shared = self.blocks.lookup(req.hashes[:usable])
+            ring = []
             try:
-                req.blocks = self.blocks.allocate(
-                    self.blocks.blocks_for(total) - len(shared), shared
-                )
+                if self.rings is not None:
+                    ring = self.rings.allocate(min(self.ring_blocks_per_seq, -(-total // bs)))
+                full = self.blocks.blocks_for(total) if self.blocks.n_blocks else 0
+                req.blocks = self.blocks.allocate(full - len(shared), shared)
             except CacheFullError:
+                if ring:
+                    self.rings.free(ring)
                 return  # the head of the queue waits for blocks to come free
             self.waiting.popleft()
             req.table = np.asarray(req.blocks, np.int32)
+            req.ring = np.asarray(ring, np.int32)
             req.computed = req.cached_tokens = len(shared) * bs
             req.registered = len(shared)
             self.running.append(req)
@@ -351,6 +404,9 @@ class Engine:
         st.first_pos = np.zeros(n_seqs, np.int32)
         width = max(len(req.blocks) for req, _ in batch)
         st.block_table = np.zeros((n_seqs, width), np.int32)
+        if self.rings is not None:
+            ring_width = max(-(-(req.computed + n) // bs) for req, n in batch)
+            st.ring_table = np.zeros((n_seqs, ring_width), np.int32)
         at, out_row = 0, 0
         for s, (req, n) in enumerate(batch):
             pos = req.computed
@@ -359,7 +415,15 @@ class Engine:
             positions = np.arange(pos, pos + n, dtype=np.int32)
             st.ids[0, at : at + n] = req.tokens[pos : pos + n]
             st.positions[0, at : at + n] = positions
-            st.slots[at : at + n] = table[positions // bs] * bs + positions % bs
+            if len(table):
+                st.slots[at : at + n] = table[positions // bs] * bs + positions % bs
+            if self.rings is not None:  # logical block c lives in ring block c mod ring length
+                ring = req.ring
+                logical = np.arange(-(-(pos + n) // bs))
+                st.ring_table[s, : len(logical)] = ring[logical % len(ring)]
+                st.ring_slots[at : at + n] = (
+                    ring[(positions // bs) % len(ring)] * bs + positions % bs
+                )
             st.first_pos[s] = pos
             at += n
             st.q_start[s + 1] = at
@@ -378,6 +442,8 @@ class Engine:
         return events
 
     def _register_prompt_blocks(self, req: Request) -> None:
+        if not self.blocks.prefix_caching:
+            return
         full = min(req.computed, len(req.prompt)) // self.block_size
         for i in range(req.registered, full):
             self.blocks.register(req.blocks[i], req.hashes[i])
@@ -430,6 +496,9 @@ class Engine:
             if req.blocks:
                 self.blocks.free(req.blocks)
                 req.blocks = []
+            if len(req.ring):
+                self.rings.free(req.ring.tolist())
+                req.ring = np.zeros(0, np.int32)
             if self.metrics is not None:
                 self.metrics.finished(req)
 

@@ -362,3 +362,34 @@ def test_gpt2_gguf(tmp_path, quantize):
     assert model.weight_formats.get("Q8_0") == 8  # q, k, v and c_fc of both layers, as stored
     err = np.abs(model.forward(ids) - want).max() / np.abs(want).max()
     assert err < 0.03, err
+
+
+@pytest.mark.parametrize("name", ["mistral", "gemma3", "phi3"])
+def test_window_layers_keep_only_the_window(name, tmp_path):
+    """With small steps the engine keeps each sequence's keys for the window layers in a ring
+    of blocks (memory proportional to the window, not the context): its pools for those layers
+    are far smaller than the full layers', and greedy tokens past the window still match
+    transformers (the ring wraps several times over 150 + 40 positions)."""
+    from pyengine.serve.engine import Engine, SamplingParams
+
+    hf = make_hf(name)
+    hf.save_pretrained(tmp_path)
+    model = pyengine.load(tmp_path)
+    engine = Engine(model, n_blocks=40, block_size=16, max_batch=2, max_step_tokens=32,
+                    prefix_caching=False)  # fmt: skip
+    windows = model.layer_windows
+    ring = engine.ring_blocks_per_seq
+    assert ring == -(-(32 + 64 - 2) // 16) + 1 and ring < 512 // 16
+    for layer, window in enumerate(windows):
+        blocks = engine.pool.k[layer].shape[0]
+        assert blocks == (2 * ring if window else 40), (layer, window, blocks)
+    prompts = [np.random.default_rng(s).integers(3, VOCAB, n) for s, n in ((5, 150), (6, 97))]
+    requests = [engine.submit(p, SamplingParams(max_tokens=40, ignore_eos=True)) for p in prompts]
+    engine.run_until_idle()
+    for p, req in zip(prompts, requests):
+        with torch.no_grad():
+            want = hf.generate(torch.from_numpy(p[None]).long(), max_new_tokens=40,
+                               min_new_tokens=40, do_sample=False, pad_token_id=0)  # fmt: skip
+        got = np.array(req.output)
+        n = next((i for i, t in enumerate(got) if int(t) == 2), len(got))  # HF suppressed EOS
+        np.testing.assert_array_equal(got[:n], want[0, len(p) : len(p) + n], err_msg=name)
