@@ -2,10 +2,12 @@
 
 Hugging Face config.json files spell the same quantity differently per architecture (GPT-2's
 `n_embd` is Llama's `hidden_size`), and GGUF metadata spells it a third way. The model builders
-read `ModelConfig` only; the two constructors here, `config_from_hf` and `config_from_gguf`, are
-the only places that know the spellings. Anything the engine cannot honour (an architecture, a
-RoPE scaling type, an attention variant) raises `UnsupportedModelError` naming it, rather than
-being silently ignored and producing wrong logits.
+read `ModelConfig` only. `config_from_hf` and `config_from_gguf` find the file's family in
+pyengine.models.families and let its module read its own keys (with the shared helpers here:
+hf_decoder_fields, gguf_decoder_fields, rope_from_hf, ...); the BERT encoders are still read
+here. Anything the engine cannot honour (an architecture, a RoPE scaling type, an attention
+variant) raises `UnsupportedModelError` naming it, rather than being silently ignored and
+producing wrong logits.
 """
 
 from __future__ import annotations
@@ -24,12 +26,6 @@ from .typed_keys import TypedKeys
 
 # family -> the architectures classes (config.json "architectures") we accept for it
 HF_ARCHITECTURES: dict[str, str] = {
-    "LlamaForCausalLM": "llama",
-    "LlamaModel": "llama",
-    "MistralForCausalLM": "mistral",
-    "MistralModel": "mistral",
-    "Qwen2ForCausalLM": "qwen2",
-    "Qwen2Model": "qwen2",
     "BertModel": "bert",
     "BertForMaskedLM": "bert",
     "BertForPreTraining": "bert",
@@ -40,14 +36,10 @@ HF_ARCHITECTURES: dict[str, str] = {
 }
 # used only when config.json has no "architectures" list
 HF_MODEL_TYPES: dict[str, str] = {
-    "llama": "llama",
-    "mistral": "mistral",
-    "qwen2": "qwen2",
     "bert": "bert",
     "roberta": "roberta",
     "xlm-roberta": "xlm-roberta",
 }
-DECODER_FAMILIES = ("llama", "mistral", "qwen2")  # and pyengine.models.families
 ENCODER_FAMILIES = ("bert", "roberta", "xlm-roberta")
 
 # HF activation names -> the three functions the engine implements
@@ -87,9 +79,9 @@ class RopeScaling:
 class ModelConfig:
     """Everything a model builder needs to know about the network's shape.
 
-    architecture: the family the builder dispatches on: "llama", "mistral", "qwen2" (decoders
-        with RMSNorm, SwiGLU, RoPE) or "gpt2" (decoder with LayerNorm, GELU, learned positions)
-        or "bert", "roberta", "xlm-roberta" (bidirectional encoders).
+    architecture: the family the builder dispatches on: a decoder family of
+        pyengine.models.families ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3",
+        "phi3", "gpt2") or "bert", "roberta", "xlm-roberta" (bidirectional encoders).
     head_dim: per-head width; may differ from hidden_size // num_heads when the checkpoint says
         so (config.json "head_dim", GGUF attention.key_length).
     norm_type / norm_eps: "rmsnorm" for the Llama family, "layernorm" for GPT-2 and BERT (their
@@ -209,8 +201,6 @@ def config_from_hf(cfg: Mapping[str, Any], source: str = "config.json") -> Model
         arch = next((a for a in cfg.get("architectures") or () if a in own.hf_architectures), None)
         return own.config_from_hf(reader, arch)
     hf_arch, family = _hf_family(cfg, source, families.families().values())
-    if family in ("llama", "mistral", "qwen2"):
-        return _llama_family_from_hf(reader, family, hf_arch)
     return _bert_family_from_hf(reader, family, hf_arch)
 
 
@@ -379,51 +369,6 @@ def rope_scaling_from(scaling: Any, source: str) -> RopeScaling | None:
     )
 
 
-def _llama_family_from_hf(keys: TypedKeys, family: str, hf_arch: str | None) -> ModelConfig:
-    hidden = keys.positive("hidden_size")
-    heads, kv_heads, head_dim = heads_from(keys, hidden, "num_attention_heads")
-    rope_theta, rope_scaling = rope_from_hf(keys)
-    sliding_window = None
-    if family == "mistral":
-        sliding_window = keys.optional_int("sliding_window")
-    if family == "qwen2" and keys.get("use_sliding_window", False):
-        raise UnsupportedModelError(
-            f"{keys.source}: unsupported option use_sliding_window=true (Qwen2 per-layer "
-            "sliding-window attention)"
-        )
-    if family == "qwen2":
-        # Qwen2 always has q/k/v biases and never an o_proj bias
-        attention_bias, out_bias = True, False
-    else:
-        attention_bias = keys.flag("attention_bias", False)
-        out_bias = attention_bias
-    return ModelConfig(
-        architecture=family,
-        vocab_size=keys.positive("vocab_size"),
-        hidden_size=hidden,
-        intermediate_size=keys.positive("intermediate_size"),
-        num_layers=keys.positive("num_hidden_layers"),
-        num_heads=heads,
-        num_kv_heads=kv_heads,
-        head_dim=head_dim,
-        max_position_embeddings=keys.positive("max_position_embeddings", 2048),
-        norm_type="rmsnorm",
-        norm_eps=keys.number("rms_norm_eps", 1e-6, positive=True),
-        activation=activation_from(keys, "hidden_act", "silu"),
-        tie_word_embeddings=keys.flag("tie_word_embeddings", False),
-        rope_theta=rope_theta,
-        rope_scaling=rope_scaling,
-        attention_bias=attention_bias,
-        attention_out_bias=out_bias,
-        mlp_bias=keys.flag("mlp_bias", False),
-        sliding_window=sliding_window,
-        bos_token_id=keys.optional_int("bos_token_id"),
-        eos_token_ids=keys.ids("eos_token_id"),
-        pad_token_id=keys.optional_int("pad_token_id"),
-        hf_architecture=hf_arch,
-    )
-
-
 def _bert_family_from_hf(keys: TypedKeys, family: str, hf_arch: str | None) -> ModelConfig:
     position_type = keys.get("position_embedding_type", "absolute")
     if position_type != "absolute":
@@ -471,10 +416,6 @@ def _bert_family_from_hf(keys: TypedKeys, family: str, hf_arch: str | None) -> M
 # --------------------------------------------------------------------------------------------
 # GGUF metadata
 
-# GGUF general.architecture -> our family. Mistral and other Llama-shaped models are written
-# with architecture "llama" by llama.cpp's converter.
-GGUF_ARCHITECTURES: dict[str, str] = {"llama": "llama", "qwen2": "qwen2"}
-
 
 def config_from_gguf(
     metadata: Mapping[str, Any],
@@ -496,98 +437,16 @@ def config_from_gguf(
 
     arch = metadata.get("general.architecture")
     own = families.by_gguf_architecture(arch) if isinstance(arch, str) else None
+    config_tensors = dict(config_tensors or {})
+    if rope_freqs is not None:
+        config_tensors["rope_freqs.weight"] = list(rope_freqs)
     if own is not None:
         return own.config_from_gguf(
-            TypedKeys(metadata, source), arch, tensor_shapes, dict(config_tensors or {})
+            TypedKeys(metadata, source), arch, tensor_shapes, config_tensors
         )
-    if not isinstance(arch, str) or arch not in GGUF_ARCHITECTURES:
-        supported = [*GGUF_ARCHITECTURES]
-        supported += [
-            f.gguf_architecture for f in families.families().values() if f.gguf_architecture
-        ]
-        raise UnsupportedModelError(
-            f"{source}: unsupported GGUF architecture {arch!r}; supported: {', '.join(supported)}"
-        )
-    family = GGUF_ARCHITECTURES[arch]
-    keys = TypedKeys(metadata, source)
-
-    def key(name: str) -> str:
-        return f"{arch}.{name}"
-
-    hidden = keys.positive(key("embedding_length"))
-    heads = keys.positive(key("attention.head_count"))
-    kv_heads = keys.positive(key("attention.head_count_kv"), heads)
-    if heads % kv_heads:
-        raise CheckpointError(
-            f"{source}: {arch}.attention.head_count_kv={kv_heads} does not divide "
-            f"head_count={heads}"
-        )
-    head_dim = keys.positive(key("attention.key_length"), max(hidden // heads, 1))
-    value_dim = keys.positive(key("attention.value_length"), head_dim)
-    if value_dim != head_dim:
-        raise UnsupportedModelError(
-            f"{source}: unsupported option {arch}.attention.value_length={value_dim} != "
-            f"key_length={head_dim}"
-        )
-    rope_dim = keys.positive(key("rope.dimension_count"), head_dim)
-    if rope_dim != head_dim:
-        raise UnsupportedModelError(
-            f"{source}: unsupported option {arch}.rope.dimension_count={rope_dim} (partial "
-            f"rotary; head_dim is {head_dim})"
-        )
-
-    embd = tensor_shapes.get("token_embd.weight")
-    if embd is None:
-        raise CheckpointError(f"{source}: tensor token_embd.weight is missing")
-    vocab = keys.get(key("vocab_size"))
-    if vocab is None:
-        tokens = keys.strings("tokenizer.ggml.tokens")
-        vocab = len(tokens) if tokens else embd[0]
-    else:
-        vocab = keys.positive(key("vocab_size"))
-
-    rope_scaling = gguf_rope_scaling(keys, arch)
-    if rope_freqs is not None:
-        freqs = tuple(float(f) for f in rope_freqs)
-        if rope_scaling is not None:
-            raise UnsupportedModelError(
-                f"{source}: both {arch}.rope.scaling.type and rope_freqs.weight are set"
-            )
-        if len(freqs) != head_dim // 2:
-            raise CheckpointError(
-                f"{source}: rope_freqs.weight has {len(freqs)} values, expected {head_dim // 2}"
-            )
-        if not all(positive_number(f) for f in freqs):
-            raise CheckpointError(f"{source}: rope_freqs.weight holds a value that is not > 0")
-        rope_scaling = RopeScaling(type="freq_factors", freq_factors=tuple(freqs))
-
-    eos = keys.optional_int("tokenizer.ggml.eos_token_id")
-    extra_eos = keys.optional_int("tokenizer.ggml.eot_token_id")
-    eos_ids = tuple(dict.fromkeys(i for i in (eos, extra_eos) if i is not None))
-    attention_bias = "blk.0.attn_q.bias" in tensor_shapes
-    return ModelConfig(
-        architecture=family,
-        vocab_size=int(vocab),
-        hidden_size=hidden,
-        intermediate_size=keys.positive(key("feed_forward_length")),
-        num_layers=keys.positive(key("block_count")),
-        num_heads=heads,
-        num_kv_heads=kv_heads,
-        head_dim=head_dim,
-        max_position_embeddings=keys.positive(key("context_length")),
-        norm_type="rmsnorm",
-        norm_eps=keys.number(key("attention.layer_norm_rms_epsilon"), positive=True),
-        activation="silu",
-        tie_word_embeddings="output.weight" not in tensor_shapes,
-        rope_theta=keys.number(key("rope.freq_base"), 10000.0, positive=True),
-        rope_scaling=rope_scaling,
-        attention_bias=attention_bias,
-        attention_out_bias="blk.0.attn_output.bias" in tensor_shapes,
-        mlp_bias="blk.0.ffn_gate.bias" in tensor_shapes,
-        bos_token_id=keys.optional_int("tokenizer.ggml.bos_token_id"),
-        eos_token_ids=eos_ids,
-        pad_token_id=keys.optional_int("tokenizer.ggml.padding_token_id"),
-        hf_architecture=None,
+    supported = [f.gguf_architecture for f in families.families().values() if f.gguf_architecture]
+    raise UnsupportedModelError(
+        f"{source}: unsupported GGUF architecture {arch!r}; supported: {', '.join(supported)}"
     )
 
 
@@ -658,7 +517,7 @@ def gguf_decoder_fields(keys: TypedKeys, arch: str, shapes: Mapping[str, tuple])
         head_dim=head_dim,
         max_position_embeddings=keys.positive(key("context_length")),
         norm_type="rmsnorm",
-        norm_eps=keys.number(key("attention.layer_norm_rms_epsilon"), 1e-6, positive=True),
+        norm_eps=keys.number(key("attention.layer_norm_rms_epsilon"), positive=True),
         tie_word_embeddings="output.weight" not in shapes,
         rope_theta=keys.number(key("rope.freq_base"), 10000.0, positive=True),
         bos_token_id=keys.optional_int("tokenizer.ggml.bos_token_id"),

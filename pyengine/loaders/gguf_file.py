@@ -4,7 +4,10 @@ What comes out is the same as from a Hugging Face folder: a `ModelConfig`, float
 Hugging Face names in Hugging Face layout ([out_features, in_features]), and a tokenizer rebuilt
 from the metadata. Three things llama.cpp's converter (convert_hf_to_gguf.py) did are undone:
 
-1. Names: blk.{i}.attn_q.weight -> model.layers.{i}.self_attn.q_proj.weight, and so on.
+1. Names: blk.{i}.attn_q.weight -> model.layers.{i}.self_attn.q_proj.weight, and so on, by
+   the tables of the file's family (pyengine.models.families: each family module lists its
+   GGUF names, the tensors that are settings rather than weights, and whether q/k rows were
+   permuted).
 2. Quantization: Q8_0, Q4_0, Q4_1, ... blocks are dequantized with `gguf.quants.dequantize`.
 3. The Q/K row permutation. For architectures whose llama.cpp RoPE rotates adjacent pairs
    (x[2i], x[2i+1]) while Hugging Face rotates halves (x[i], x[i + d/2]), the converter
@@ -35,34 +38,7 @@ from .gguf_tokenizer import tokenizer_from_gguf, tokenizer_settings
 from .schema import check_tensors
 from .tensors import TensorEntry, TensorMap
 
-GLOBAL_NAMES = {
-    "token_embd.weight": "model.embed_tokens.weight",
-    "output_norm.weight": "model.norm.weight",
-    "output.weight": "lm_head.weight",
-}
-LAYER_NAMES = {
-    "attn_norm.weight": "input_layernorm.weight",
-    "attn_q.weight": "self_attn.q_proj.weight",
-    "attn_q.bias": "self_attn.q_proj.bias",
-    "attn_k.weight": "self_attn.k_proj.weight",
-    "attn_k.bias": "self_attn.k_proj.bias",
-    "attn_v.weight": "self_attn.v_proj.weight",
-    "attn_v.bias": "self_attn.v_proj.bias",
-    "attn_output.weight": "self_attn.o_proj.weight",
-    "attn_output.bias": "self_attn.o_proj.bias",
-    "ffn_norm.weight": "post_attention_layernorm.weight",
-    "ffn_gate.weight": "mlp.gate_proj.weight",
-    "ffn_gate.bias": "mlp.gate_proj.bias",
-    "ffn_up.weight": "mlp.up_proj.weight",
-    "ffn_up.bias": "mlp.up_proj.bias",
-    "ffn_down.weight": "mlp.down_proj.weight",
-    "ffn_down.bias": "mlp.down_proj.bias",
-}
 _BLOCK = re.compile(r"^blk\.(\d+)\.(.+)$")
-ROPE_FREQS = "rope_freqs.weight"  # llama.cpp's precomputed RoPE divisors, not a weight
-
-# architectures whose q/k rows the converter permutes (llama.cpp's LLAMA_ROPE_TYPE_NORM)
-PERMUTED_ARCHITECTURES = {"llama"}
 
 # tensor types we dequantize. The first rows are exercised by tests/loaders; the K- and
 # IQ4-quants go through the same `gguf.quants.dequantize` reference code.
@@ -120,18 +96,16 @@ def _check_rows(weight: np.ndarray, n_heads: int) -> int:
     return rows
 
 
-def hf_name(gguf_name: str, family=None) -> str:
-    """Hugging Face name of a GGUF tensor (with the names of `family`, a
-    pyengine.models.families entry, when given); UnsupportedModelError for one we do not know."""
-    global_names = GLOBAL_NAMES if family is None else family.gguf_names
-    layer_names = LAYER_NAMES if family is None else family.gguf_layer_names
-    if gguf_name in global_names:
-        return global_names[gguf_name]
-    prefix = "model.layers.{i}." if family is None else family.gguf_layer_prefix
+def hf_name(gguf_name: str, family) -> str:
+    """Hugging Face name of a GGUF tensor in the names of `family` (a pyengine.models.families
+    entry); UnsupportedModelError for one it does not know."""
+    if gguf_name in family.gguf_names:
+        return family.gguf_names[gguf_name]
     match = _BLOCK.match(gguf_name)
-    if match and match.group(2) in layer_names:
-        return prefix.format(i=match.group(1)) + layer_names[match.group(2)]
-    what = "a dense Llama-style model" if family is None else f"a {family.name} model"
+    if match and match.group(2) in family.gguf_layer_names:
+        prefix = family.gguf_layer_prefix.format(i=match.group(1))
+        return prefix + family.gguf_layer_names[match.group(2)]
+    what = f"a {family.name} model"
     raise UnsupportedModelError(f"unsupported GGUF tensor {gguf_name!r} (not part of {what})")
 
 
@@ -190,10 +164,6 @@ def load_gguf(
     arch = metadata.get("general.architecture")
     family = families.by_gguf_architecture(arch) if isinstance(arch, str) else None
     by_name = {t.name: t for t in gguf_tensors}
-    rope_freqs = None
-    if ROPE_FREQS in by_name:
-        freqs = by_name[ROPE_FREQS]
-        rope_freqs = _load_tensor(freqs, (int(freqs.n_elements),), None).tolist()
     settings = family.gguf_config_tensors if family is not None else ()
     config_tensors = {
         n: _load_tensor(by_name[n], (int(by_name[n].n_elements),), None).tolist()
@@ -201,16 +171,13 @@ def load_gguf(
         if n in by_name
     }
     shapes = {t.name: tuple(int(d) for d in reversed(t.shape.tolist())) for t in gguf_tensors}
-    config = config_from_gguf(
-        metadata, shapes, source, rope_freqs=rope_freqs, config_tensors=config_tensors
-    )
-
-    permute = family.gguf_permuted if family is not None else arch in PERMUTED_ARCHITECTURES
+    config = config_from_gguf(metadata, shapes, source, config_tensors=config_tensors)
+    permute = family.gguf_permuted  # config_from_gguf refused an unknown architecture
     entries: dict[str, TensorEntry] = {}
     gguf_names: dict[str, str] = {}
     types: dict[str, str] = {}
     for tensor in gguf_tensors:
-        if tensor.name == ROPE_FREQS or tensor.name in settings:
+        if tensor.name in settings:
             continue
         try:
             name = hf_name(tensor.name, family)

@@ -1,4 +1,5 @@
-"""The tensors each architecture needs, by Hugging Face name and shape.
+"""The tensors each architecture needs, by Hugging Face name and shape (each decoder family's
+module lists its own: pyengine.models.families; the encoders' are here).
 
 Names are those of the base model's Hugging Face checkpoint, with the task-head prefix removed
 for GPT-2 and BERT-style models (`transformer.`, `bert.`, `roberta.`), so a builder sees one
@@ -79,42 +80,7 @@ def expected_tensors(config: ModelConfig) -> dict[str, TensorSpec]:
     own = families.by_name(config.architecture)
     if own is not None:
         return dict(own.tensors(config))
-    if config.architecture in ("llama", "mistral", "qwen2"):
-        return _llama_family(config)
     return _bert_family(config)
-
-
-def _llama_family(c: ModelConfig) -> dict[str, TensorSpec]:
-    hidden, inter = c.hidden_size, c.intermediate_size
-    q_rows, kv_rows = c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim
-    specs = {"model.embed_tokens.weight": TensorSpec((c.vocab_size, hidden), True)}
-    for i in range(c.num_layers):
-        p = f"model.layers.{i}."
-        layer = {
-            "input_layernorm.weight": (hidden,),
-            "self_attn.q_proj.weight": (q_rows, hidden),
-            "self_attn.k_proj.weight": (kv_rows, hidden),
-            "self_attn.v_proj.weight": (kv_rows, hidden),
-            "self_attn.o_proj.weight": (hidden, q_rows),
-            "post_attention_layernorm.weight": (hidden,),
-            "mlp.gate_proj.weight": (inter, hidden),
-            "mlp.up_proj.weight": (inter, hidden),
-            "mlp.down_proj.weight": (hidden, inter),
-        }
-        if c.attention_bias:
-            layer["self_attn.q_proj.bias"] = (q_rows,)
-            layer["self_attn.k_proj.bias"] = (kv_rows,)
-            layer["self_attn.v_proj.bias"] = (kv_rows,)
-        if c.attention_out_bias:
-            layer["self_attn.o_proj.bias"] = (hidden,)
-        if c.mlp_bias:
-            layer["mlp.gate_proj.bias"] = (inter,)
-            layer["mlp.up_proj.bias"] = (inter,)
-            layer["mlp.down_proj.bias"] = (hidden,)
-        specs.update({p + k: TensorSpec(v, True) for k, v in layer.items()})
-    specs["model.norm.weight"] = TensorSpec((hidden,), True)
-    specs["lm_head.weight"] = TensorSpec((c.vocab_size, hidden), not c.tie_word_embeddings)
-    return specs
 
 
 def _bert_family(c: ModelConfig) -> dict[str, TensorSpec]:

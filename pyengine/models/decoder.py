@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from pyengine.loaders import ModelConfig, UnsupportedModelError
-from pyengine.models import families, llama
+from pyengine.models import families
 from pyengine.models.common import WeightPacker
 from pyengine.runtime.debug import run_checked
 from pyengine.runtime.model_lock import ModelLock
@@ -18,8 +18,7 @@ from pyengine.runtime.planner import KVCache, Plan, PlanCache, RunState, make_pl
 
 def _architectures() -> dict:
     """family name -> module with prepare() and build()."""
-    registered = {name: f.module for name, f in families.families().items()}
-    return {**{f: llama for f in llama.FAMILIES}, **registered}
+    return {name: f.module for name, f in families.families().items()}
 
 
 ARCHITECTURES = _architectures()
