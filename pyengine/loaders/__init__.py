@@ -4,8 +4,9 @@ Pure Python and numpy (plus the safetensors, gguf and tokenizers packages); noth
 pyengine's native extension. Model builders call `load_weights`.
 
     registry.py            short names -> pip package + file inside it; resolve()
-    config.py              ModelConfig, from HF config.json or GGUF metadata
-    schema.py              the tensors each architecture needs; check_tensors()
+    config.py              ModelConfig, from HF config.json or GGUF metadata (each family's
+                           module in pyengine.models reads its own keys and names its tensors)
+    schema.py              check_tensors() against the family's tensors
     tensors.py             TensorMap: lazy name -> float32 array
     safetensors_folder.py  HF folders (single file or shards + index)
     gguf_file.py           .gguf files: dequantize, rename, undo the Q/K permutation

@@ -24,24 +24,6 @@ import numpy as np
 from .errors import CheckpointError, UnsupportedModelError
 from .typed_keys import TypedKeys
 
-# family -> the architectures classes (config.json "architectures") we accept for it
-HF_ARCHITECTURES: dict[str, str] = {
-    "BertModel": "bert",
-    "BertForMaskedLM": "bert",
-    "BertForPreTraining": "bert",
-    "RobertaModel": "roberta",
-    "RobertaForMaskedLM": "roberta",
-    "XLMRobertaModel": "xlm-roberta",
-    "XLMRobertaForMaskedLM": "xlm-roberta",
-}
-# used only when config.json has no "architectures" list
-HF_MODEL_TYPES: dict[str, str] = {
-    "bert": "bert",
-    "roberta": "roberta",
-    "xlm-roberta": "xlm-roberta",
-}
-ENCODER_FAMILIES = ("bert", "roberta", "xlm-roberta")
-
 # HF activation names -> the three functions the engine implements
 ACTIVATIONS: dict[str, str] = {
     "silu": "silu",
@@ -129,7 +111,10 @@ class ModelConfig:
 
     @property
     def is_encoder(self) -> bool:
-        return self.architecture in ENCODER_FAMILIES
+        from pyengine.models import families
+
+        family = families.by_name(self.architecture)
+        return family is not None and family.kind == "encoder"
 
     @property
     def uses_rope(self) -> bool:
@@ -193,54 +178,40 @@ def config_from_hf(cfg: Mapping[str, Any], source: str = "config.json") -> Model
     Raises UnsupportedModelError naming the architecture or the option pyengine cannot honour,
     and CheckpointError naming a required key that is missing or malformed.
     """
-    from pyengine.models import families
 
     reader = TypedKeys(cfg, source)
     own = _registered_hf_family(cfg, source)
-    if own is not None:
-        arch = next((a for a in cfg.get("architectures") or () if a in own.hf_architectures), None)
-        return own.config_from_hf(reader, arch)
-    hf_arch, family = _hf_family(cfg, source, families.families().values())
-    return _bert_family_from_hf(reader, family, hf_arch)
+    arch = next((a for a in cfg.get("architectures") or () if a in own.hf_architectures), None)
+    return own.config_from_hf(reader, arch)
 
 
 def _registered_hf_family(cfg: Mapping[str, Any], source: str):
-    """The pyengine.models.families entry config.json names, if any."""
+    """The pyengine.models.families entry config.json names ("architectures", else
+    "model_type"); UnsupportedModelError naming what it says otherwise."""
     from pyengine.models import families
 
+    table = families.families().values()
     archs = cfg.get("architectures")
     if archs:
         if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
             raise CheckpointError(f"{source}: 'architectures' must be a list of strings")
         for arch in archs:
-            if arch in HF_ARCHITECTURES:
-                return None
             found = families.by_hf_architecture(arch)
             if found is not None:
                 return found
-        return None
-    model_type = cfg.get("model_type")
-    return families.by_hf_model_type(model_type) if isinstance(model_type, str) else None
-
-
-def _hf_family(cfg: Mapping[str, Any], source: str, registered=()) -> tuple[str | None, str]:
-    archs = cfg.get("architectures")
-    if archs:
-        for arch in archs:
-            if arch in HF_ARCHITECTURES:
-                return arch, HF_ARCHITECTURES[arch]
-        supported = [*HF_ARCHITECTURES, *(a for f in registered for a in f.hf_architectures)]
+        supported = [a for f in table for a in f.hf_architectures]
         raise UnsupportedModelError(
             f"{source}: unsupported architecture {archs[0]!r}; supported: {', '.join(supported)}"
         )
     model_type = cfg.get("model_type")
-    if isinstance(model_type, str) and model_type in HF_MODEL_TYPES:
-        return None, HF_MODEL_TYPES[model_type]
-    supported = [*HF_MODEL_TYPES, *(t for f in registered for t in f.hf_model_types)]
-    raise UnsupportedModelError(
-        f"{source}: unsupported model_type {model_type!r} (and no 'architectures' list); "
-        f"supported: {', '.join(supported)}"
-    )
+    found = families.by_hf_model_type(model_type) if isinstance(model_type, str) else None
+    if found is None:
+        supported = [t for f in table for t in f.hf_model_types]
+        raise UnsupportedModelError(
+            f"{source}: unsupported model_type {model_type!r} (and no 'architectures' list); "
+            f"supported: {', '.join(supported)}"
+        )
+    return found
 
 
 LAYER_TYPES = ("full_attention", "sliding_attention")
@@ -366,50 +337,6 @@ def rope_scaling_from(scaling: Any, source: str) -> RopeScaling | None:
         low_freq_factor=low,
         high_freq_factor=high,
         original_max_position_embeddings=int(number("original_max_position_embeddings")),
-    )
-
-
-def _bert_family_from_hf(keys: TypedKeys, family: str, hf_arch: str | None) -> ModelConfig:
-    position_type = keys.get("position_embedding_type", "absolute")
-    if position_type != "absolute":
-        raise UnsupportedModelError(
-            f"{keys.source}: unsupported option position_embedding_type={position_type!r}; "
-            "only 'absolute' is implemented"
-        )
-    keys.reject("is_decoder", True, "BERT used as a causal decoder")
-    keys.reject("add_cross_attention", True, "encoder-decoder cross-attention")
-    hidden = keys.positive("hidden_size")
-    heads = keys.integer("num_attention_heads")
-    if heads == 0 or hidden % heads:
-        raise CheckpointError(
-            f"{keys.source}: hidden_size={hidden} is not a multiple of num_attention_heads={heads}"
-        )
-    default_pad = 0 if family == "bert" else 1
-    pad = keys.integer("pad_token_id", default_pad)
-    return ModelConfig(
-        architecture=family,
-        vocab_size=keys.positive("vocab_size"),
-        hidden_size=hidden,
-        intermediate_size=keys.positive("intermediate_size"),
-        num_layers=keys.positive("num_hidden_layers"),
-        num_heads=heads,
-        num_kv_heads=heads,
-        head_dim=hidden // heads,
-        max_position_embeddings=keys.positive("max_position_embeddings", 512),
-        norm_type="layernorm",
-        norm_eps=keys.number("layer_norm_eps", 1e-12, positive=True),
-        activation=activation_from(keys, "hidden_act", "gelu"),
-        tie_word_embeddings=keys.flag("tie_word_embeddings", True),
-        attention_bias=True,
-        attention_out_bias=True,
-        mlp_bias=True,
-        type_vocab_size=keys.integer("type_vocab_size", 2),
-        # RoBERTa numbers positions from padding_idx + 1 (fairseq heritage)
-        position_offset=0 if family == "bert" else pad + 1,
-        bos_token_id=keys.optional_int("bos_token_id"),
-        eos_token_ids=keys.ids("eos_token_id"),
-        pad_token_id=pad,
-        hf_architecture=hf_arch,
     )
 
 

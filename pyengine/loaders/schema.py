@@ -26,12 +26,6 @@ import numpy as np
 from .config import ModelConfig
 from .errors import CheckpointError
 
-# prefixes a task head class adds in front of the base model's names
-_BASE_PREFIXES = {
-    "bert": ("bert.",),
-    "roberta": ("roberta.",),
-    "xlm-roberta": ("roberta.",),
-}
 # buffers some checkpoints save next to the parameters; never weights
 _BUFFER_SUFFIXES = (
     "embeddings.position_ids",
@@ -51,18 +45,11 @@ def canonical_name(config: ModelConfig, name: str) -> str:
     from pyengine.models import families
 
     own = families.by_name(config.architecture)
-    prefixes = own.hf_prefixes if own is not None else _BASE_PREFIXES.get(config.architecture, ())
-    for prefix in prefixes:
+    for prefix in own.hf_prefixes:
         if name.startswith(prefix):
             name = name[len(prefix) :]
             break
-    if config.architecture in ("bert", "roberta", "xlm-roberta"):
-        # TF-era BERT checkpoints call the LayerNorm parameters gamma and beta
-        if name.endswith("LayerNorm.gamma"):
-            name = name[: -len("gamma")] + "weight"
-        elif name.endswith("LayerNorm.beta"):
-            name = name[: -len("beta")] + "bias"
-    return name
+    return own.hf_rename(name) if own.hf_rename is not None else name
 
 
 def is_buffer(config: ModelConfig, name: str) -> bool:
@@ -77,50 +64,7 @@ def expected_tensors(config: ModelConfig) -> dict[str, TensorSpec]:
     """
     from pyengine.models import families
 
-    own = families.by_name(config.architecture)
-    if own is not None:
-        return dict(own.tensors(config))
-    return _bert_family(config)
-
-
-def _bert_family(c: ModelConfig) -> dict[str, TensorSpec]:
-    hidden, inter = c.hidden_size, c.intermediate_size
-    specs = {
-        "embeddings.word_embeddings.weight": TensorSpec((c.vocab_size, hidden), True),
-        "embeddings.position_embeddings.weight": TensorSpec(
-            (c.max_position_embeddings, hidden), True
-        ),
-        "embeddings.LayerNorm.weight": TensorSpec((hidden,), True),
-        "embeddings.LayerNorm.bias": TensorSpec((hidden,), True),
-    }
-    if c.type_vocab_size:
-        specs["embeddings.token_type_embeddings.weight"] = TensorSpec(
-            (c.type_vocab_size, hidden), True
-        )
-    for i in range(c.num_layers):
-        p = f"encoder.layer.{i}."
-        layer = {
-            "attention.self.query.weight": (hidden, hidden),
-            "attention.self.query.bias": (hidden,),
-            "attention.self.key.weight": (hidden, hidden),
-            "attention.self.key.bias": (hidden,),
-            "attention.self.value.weight": (hidden, hidden),
-            "attention.self.value.bias": (hidden,),
-            "attention.output.dense.weight": (hidden, hidden),
-            "attention.output.dense.bias": (hidden,),
-            "attention.output.LayerNorm.weight": (hidden,),
-            "attention.output.LayerNorm.bias": (hidden,),
-            "intermediate.dense.weight": (inter, hidden),
-            "intermediate.dense.bias": (inter,),
-            "output.dense.weight": (hidden, inter),
-            "output.dense.bias": (hidden,),
-            "output.LayerNorm.weight": (hidden,),
-            "output.LayerNorm.bias": (hidden,),
-        }
-        specs.update({p + k: TensorSpec(v, True) for k, v in layer.items()})
-    specs["pooler.dense.weight"] = TensorSpec((hidden, hidden), False)
-    specs["pooler.dense.bias"] = TensorSpec((hidden,), False)
-    return specs
+    return dict(families.by_name(config.architecture).tensors(config))
 
 
 def check_tensors(

@@ -18,7 +18,7 @@ from pyengine.runtime.planner import KVCache, Plan, PlanCache, RunState, make_pl
 
 def _architectures() -> dict:
     """family name -> module with prepare() and build()."""
-    return {name: f.module for name, f in families.families().items()}
+    return {name: f.module for name, f in families.families().items() if f.kind == "decoder"}
 
 
 ARCHITECTURES = _architectures()

@@ -29,10 +29,11 @@ class EncoderModel:
         debug: bool = False,
     ):
         source = (extras or {}).get("source", "the model")
-        if config.architecture not in bert.FAMILIES:
+        names = [f.name for f in bert.FAMILIES]
+        if config.architecture not in names:
             raise UnsupportedModelError(
                 f"{source}: architecture {config.architecture!r} is not a supported encoder "
-                f"(supported: {', '.join(bert.FAMILIES)})"
+                f"(supported: {', '.join(names)})"
             )
         self.config = config
         self.tokenizer = tokenizer

@@ -6,8 +6,7 @@ its graph. It registers one `Family` record here; the loaders (config, tensor ch
 names) and the decoder look families up in this table and nowhere else. Adding a family means
 its module, its tests and one line below.
 
-The BERT encoders (pyengine/models/bert.py, encoder.py) are not in it yet: their config and
-tensor names still sit in loaders/config.py and loaders/schema.py.
+The encoders (BERT, RoBERTa, XLM-R: pyengine/models/bert.py) are in it too, kind "encoder".
 
 Importing this module does not import the native extension: family modules import the weight
 packer only inside `prepare`.
@@ -38,7 +37,8 @@ class Family:
         folders (GPT-2's "transformer."), removed at load.
     gguf_permuted: llama.cpp's converter permuted the q/k rows (Llama-style RoPE in llama.cpp).
     gguf_config_tensors: GGUF tensors that are settings, not weights (e.g. RoPE factors).
-    module: the module with prepare(config, packer) and build(config, weights, logits).
+    module: the module with prepare(config, packer) and build(config, weights, logits) (an
+        encoder's build takes no logits argument).
     """
 
     name: str
@@ -55,12 +55,15 @@ class Family:
     gguf_config_tensors: tuple[str, ...] = ()
     gguf_layer_prefix: str = "model.layers.{i}."
     hf_prefixes: tuple[str, ...] = ()
+    hf_rename: Callable[[str], str] | None = None  # a name's last fix-up (BERT's gamma/beta)
+    kind: str = "decoder"  # or "encoder" (pyengine.models.encoder runs those)
 
 
 def _all() -> tuple[Family, ...]:
-    from pyengine.models import gemma, gpt2, llama, phi3, qwen3
+    from pyengine.models import bert, gemma, gpt2, llama, phi3, qwen3
 
-    return (*llama.FAMILIES, *gemma.FAMILIES, qwen3.FAMILY, phi3.FAMILY, gpt2.FAMILY)
+    decoders = (*llama.FAMILIES, *gemma.FAMILIES, qwen3.FAMILY, phi3.FAMILY, gpt2.FAMILY)
+    return (*decoders, *bert.FAMILIES)
 
 
 _TABLE: dict[str, Family] | None = None
