@@ -71,8 +71,10 @@ std::vector<int64_t> key_bounds_arg(const py::object& obj, const char* name, py:
 
 // A sliding window (keys per query, 0: none) and a score soft-cap (0: none).
 int64_t window_arg(int64_t window) {
-  if (window < 0)
-    throw py::value_error("window must be >= 0 (0: no window), got " + std::to_string(window));
+  if (window < 0 || window > kMaxIndex) {
+    throw py::value_error("window must be in [0, 2^30] (0: no window), got " +
+                          std::to_string(window));
+  }
   return window;
 }
 float softcap_arg(double softcap) {

@@ -173,6 +173,10 @@ class RopeTable:
         self.cos = (np.cos(angles) * m).astype(np.float32)
         self.sin = (np.sin(angles) * m).astype(np.float32)
 
+    def lookup(self, state) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(table row of each token, cos, sin) for a run state: the row is the position."""
+        return state.positions, *self.for_positions(state.positions)
+
     def for_positions(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(cos, sin) covering every position in `positions` (when it is not empty)."""
         if positions.size:

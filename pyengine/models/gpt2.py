@@ -194,13 +194,14 @@ def prepare(cfg: ModelConfig, packer) -> dict:
         layer.update(_projections(cfg, packer, p))
         layers.append(layer)
     wte = packer.array("wte.weight")
-    head = wte if cfg.tie_word_embeddings else packer.array("lm_head.weight")
+    head_name = "wte.weight" if cfg.tie_word_embeddings else "lm_head.weight"
+    head = wte if cfg.tie_word_embeddings else packer.array(head_name)
     return {
         "wte": wte,
         "wpe": packer.array("wpe.weight"),
         "layers": layers,
         "ln_f": (packer.array("ln_f.weight"), packer.array("ln_f.bias")),
-        "lm_head": packer.linear(head, stored=packer.stored_dtype("wte.weight")),
+        "lm_head": packer.linear(head, stored=packer.stored_dtype(head_name)),
     }
 
 

@@ -7,12 +7,14 @@ last `sliding_window` keys when the config sets one (Phi-3-mini-4k: 2047).
 
 RoPE scaling "longrope" (the 128k models): two sets of per-frequency divisors, short_factor and
 long_factor (inv_freq[i] = 1 / (factor[i] * theta^(2i / head_dim))), and cos and sin multiplied
-by attention_factor = sqrt(1 + ln(s) / ln(original)) with s = max_position_embeddings /
-original_max_position_embeddings (or the config's own attention_factor). As in transformers, a
-call whose highest position is past original_max_position_embeddings uses the long factors for
-all its tokens, any other call the short ones; the keys already cached keep the rotation they
-were written with. In a batched step of the serving engine the step's highest position decides
-for every sequence in it. GGUF stores the factors as the tensors rope_factors_long/short.
+by attention_factor = sqrt(1 + ln(s) / ln(original)) with s = the config's "factor", else
+max_position_embeddings / original_max_position_embeddings (or the config's own
+attention_factor). As in transformers, a sequence whose highest position in a call is past
+original_max_position_embeddings is rotated with the long factors for all its tokens of that
+call, otherwise with the short ones; the keys already cached keep the rotation they were
+written with. The choice is per sequence, so batching never changes it; a prompt prefilled in
+chunks is decided chunk by chunk (transformers, in one pass, decides for the whole prompt).
+GGUF stores the factors as the tensors rope_factors_long/short.
 """
 
 from __future__ import annotations
@@ -59,10 +61,11 @@ def _factors(values, name: str, head_dim: int, source: str) -> tuple[float, ...]
     return tuple(float(v) for v in values)
 
 
-def _attention_factor(given, max_positions: int, original: int) -> float:
+def _attention_factor(given, factor: float, original: int) -> float:
+    """cos and sin are scaled by this: the config's own attention_factor, else
+    sqrt(1 + ln(factor) / ln(original)) for a context stretched by `factor` (1 if not)."""
     if given is not None:
         return float(given)
-    factor = max_positions / original
     return 1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(original))
 
 
@@ -93,13 +96,16 @@ def _rope_hf(keys, head_dim: int, max_positions: int):
         given = params.get("attention_factor")
         if given is not None and not positive_number(given):
             raise CheckpointError(f"{keys.source}: longrope attention_factor must be > 0")
+        # the stretch: the config's "factor", else max_position_embeddings / original
+        factor = params.get("factor")
+        if factor is not None and not positive_number(factor):
+            raise CheckpointError(f"{keys.source}: longrope factor must be > 0")
+        factor = float(factor) if factor is not None else max_positions / original
         longrope = LongRope(
             short_factor=_factors(params.get("short_factor"), "short_factor", head_dim, src),
             long_factor=_factors(params.get("long_factor"), "long_factor", head_dim, src),
             original_max_positions=original,
-            attention_factor=_attention_factor(
-                given, max_positions if top is not None else original, original
-            ),
+            attention_factor=_attention_factor(given, factor, original),
         )
         return float(theta), longrope
     if rope_scaling_from(params, keys.source) is not None:
@@ -143,11 +149,7 @@ def config_from_gguf(keys, arch: str, shapes, config_tensors) -> ModelConfig:
             short_factor=_factors(config_tensors[ROPE_FACTORS[1]], "short", head_dim, keys.source),
             long_factor=_factors(config_tensors[ROPE_FACTORS[0]], "long", head_dim, keys.source),
             original_max_positions=original,
-            attention_factor=_attention_factor(
-                given,
-                max_positions,
-                original,
-            ),
+            attention_factor=_attention_factor(given, max_positions / original, original),
         )
     elif any(n in config_tensors for n in ROPE_FACTORS):
         raise CheckpointError(f"{keys.source}: only one of {ROPE_FACTORS} is present")
@@ -196,8 +198,10 @@ GGUF_LAYER_NAMES = {
 
 
 class LongRopeTable:
-    """Two rotary tables (short and long factors, cos and sin scaled by the attention factor);
-    each call gets the long one when its highest position is past the original context."""
+    """Two rotary tables (short and long factors, cos and sin scaled by the attention factor)
+    side by side in one: rows [0, n) short, [n, 2n) long. Each token takes the long rows when
+    its own sequence's highest position in the call is past the original context (transformers'
+    rule, applied per sequence, so a sequence computes the same alone or in any batch)."""
 
     def __init__(self, theta: float, head_dim: int, rope: LongRope, max_positions: int):
         from pyengine.models.common import RopeTable
@@ -207,11 +211,22 @@ class LongRopeTable:
         self.short = RopeTable(1.0 / (np.array(rope.short_factor) * base), max_positions, m)
         self.long = RopeTable(1.0 / (np.array(rope.long_factor) * base), max_positions, m)
         self.original = rope.original_max_positions
+        self._joined = None  # (rows per half, cos, sin) of the tables as last joined
 
-    def for_positions(self, positions: np.ndarray):
-        if positions.size and int(positions.max()) + 1 > self.original:
-            return self.long.for_positions(positions)
-        return self.short.for_positions(positions)
+    def lookup(self, state):
+        """(row of each token, cos, sin) for a run state (see RopeTable.lookup)."""
+        positions = state.positions
+        if positions.size:
+            self.short.ensure(int(positions.max()) + 1)
+            self.long.ensure(int(positions.max()) + 1)
+        n = self.short.cos.shape[0]
+        if self._joined is None or self._joined[0] != n:
+            cos = np.concatenate([self.short.cos, self.long.cos])
+            sin = np.concatenate([self.short.sin, self.long.sin])
+            self._joined = (n, cos, sin)
+        long = state.sequence_last_positions() + 1 > self.original
+        rows = (positions + np.where(long, n, 0)).astype(np.int32)
+        return rows, self._joined[1], self._joined[2]
 
 
 def prepare(cfg: ModelConfig, packer) -> dict:

@@ -45,8 +45,8 @@ def _expected(step, plan, inputs: list[np.ndarray], reference_by_linear: dict):
         return ref.layer_norm(inputs[0], a["weight"], a["bias"], a["eps"])
     if kind == "rope":
         x = heads_view(inputs[0], a["heads"])
-        cos, sin = a["table"].for_positions(st.positions)
-        return ref.rope(x, st.positions, cos, sin, a["interleaved"]).reshape(inputs[0].shape)
+        rows, cos, sin = a["table"].lookup(st)
+        return ref.rope(x, rows, cos, sin, a["interleaved"]).reshape(inputs[0].shape)
     if kind == "kv_write":
         return None  # checked through the attention that reads the cache
     if kind == "attention":

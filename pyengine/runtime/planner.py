@@ -61,6 +61,11 @@ class RunState:
         self.key_begin = np.zeros(self.batch, np.int32)
         self.key_end = np.zeros(self.batch, np.int32)
 
+    def sequence_last_positions(self) -> np.ndarray:
+        """[B, S]: each token's sequence's highest position in this run (each row is one
+        sequence; left padding sits at position 0)."""
+        return np.broadcast_to(self.positions.max(axis=1, keepdims=True), self.positions.shape)
+
 
 @dataclass
 class Step:
@@ -169,8 +174,8 @@ def _bind_rope(op, plan):
     table, inter = op.attrs["table"], op.attrs["interleaved"]
 
     def call():
-        cos, sin = table.for_positions(state.positions)
-        _C.rope(view, state.positions, cos, sin, interleaved=inter)
+        rows, cos, sin = table.lookup(state)
+        _C.rope(view, rows, cos, sin, interleaved=inter)
 
     return call
 

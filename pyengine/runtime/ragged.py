@@ -83,6 +83,12 @@ class RaggedState:
     batch_invariant: bool = False  # see Linear.__call__: the engine's deterministic mode
     pool: KVPool = None
 
+    def sequence_last_positions(self) -> np.ndarray:
+        """[1, T]: each token's sequence's highest position in this step."""
+        lengths = np.diff(self.q_start)
+        last = self.first_pos + lengths - 1
+        return np.repeat(last, lengths)[None, :]
+
 
 class RaggedPlanner:
     def __init__(

@@ -203,6 +203,8 @@ class Engine:
             n_blocks = max(1, budget // per_block(n_full)) if n_full else 0
         elif not n_full:
             n_blocks = 0
+        elif n_blocks < 1:
+            raise ValueError(f"n_blocks must be >= 1, got {n_blocks}")
         self.kv_bytes = n_blocks * per_block(n_full) + n_ring * per_block(len(ring_layers))
         # Prefix caching skips the K, V of a shared prefix: the rings would miss them.
         self.blocks = BlockManager(n_blocks, block_size, prefix_caching and not ring_layers)

@@ -393,3 +393,44 @@ def test_window_layers_keep_only_the_window(name, tmp_path):
         got = np.array(req.output)
         n = next((i for i, t in enumerate(got) if int(t) == 2), len(got))  # HF suppressed EOS
         np.testing.assert_array_equal(got[:n], want[0, len(p) : len(p) + n], err_msg=name)
+
+
+def test_longrope_choice_is_per_sequence(tmp_path):
+    """A short sequence keeps the short factors beside one past the original context (the
+    choice is its own, so batching never changes its tokens), and both match transformers."""
+    hf = make_hf("phi3")  # original context 128
+    hf.save_pretrained(tmp_path)
+    model = pyengine.load(tmp_path)
+    rng = np.random.default_rng(9)
+    short, long = rng.integers(3, VOCAB, 20), rng.integers(3, VOCAB, 200)
+    alone = model.generate(short, max_new_tokens=16)
+    both = model.generate([short, long], max_new_tokens=16)
+    np.testing.assert_array_equal(both[0], alone)
+    for prompt, got in zip((short, long), both):
+        with torch.no_grad():
+            want = hf.generate(torch.from_numpy(prompt[None]).long(), max_new_tokens=16,
+                               min_new_tokens=16, do_sample=False, pad_token_id=0)  # fmt: skip
+        n = next((i for i, t in enumerate(got) if int(t) == 2), len(got))
+        np.testing.assert_array_equal(got[:n], want[0, len(prompt) : len(prompt) + n])
+
+
+def test_longrope_attention_factor():
+    """sqrt(1 + ln(s) / ln(original)): s from max_position_embeddings / original, whether the
+    original context is given at the top level or inside rope_parameters, or the config's own
+    "factor"."""
+    base = {"model_type": "phi3", "hidden_size": 64, "num_attention_heads": 4,
+            "num_hidden_layers": 2, "intermediate_size": 96, "vocab_size": 97,
+            "max_position_embeddings": 512}  # fmt: skip
+    rope = {"rope_type": "longrope", "rope_theta": 10000.0, **PHI3_FACTORS}
+    want = np.sqrt(1 + np.log(4) / np.log(128))
+    for cfg in (
+        {**base, "original_max_position_embeddings": 128, "rope_parameters": rope},
+        {**base, "rope_parameters": {**rope, "original_max_position_embeddings": 128}},
+        {**base, "rope_scaling": {**rope, "original_max_position_embeddings": 128}},
+    ):
+        got = config_from_hf(cfg).options.longrope.attention_factor
+        assert got == pytest.approx(want)
+    cfg = {**base, "rope_parameters": {**rope, "original_max_position_embeddings": 128,
+                                       "factor": 32.0}}  # fmt: skip
+    want = np.sqrt(1 + np.log(32) / np.log(128))
+    assert config_from_hf(cfg).options.longrope.attention_factor == pytest.approx(want)
