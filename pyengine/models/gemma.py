@@ -63,7 +63,7 @@ def _is_sliding(family: str):
 
 def _gelu_tanh(keys, key: str) -> None:
     name = keys.get(key, "gelu_pytorch_tanh")
-    if ACTIVATIONS.get(name) != "gelu_tanh":
+    if not isinstance(name, str) or ACTIVATIONS.get(name) != "gelu_tanh":
         raise UnsupportedModelError(
             f"{keys.source}: unsupported activation {key}={name!r} (Gemma's MLP is GeGLU with "
             "the tanh approximation)"

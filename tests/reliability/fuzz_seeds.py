@@ -8,7 +8,9 @@ and GGUF bytes by hand or with the `gguf` package) so that a seed costs millisec
   the tokenizer model reaches that builder too);
 - a Hugging Face Llama folder: config.json, model.safetensors (F32, BF16 and F16 tensors),
   tokenizer.json, tokenizer_config.json with a chat template, generation_config.json;
-- a sentence-transformers BERT folder: modules.json, the pooling config, sentence_bert_config.
+- a sentence-transformers BERT folder: modules.json, the pooling config, sentence_bert_config;
+- folders of Gemma 3, Gemma 2, Qwen3, Phi-3 (longrope) and GPT-2 (FAMILY_CONFIGS), so that
+  config mutations reach each family's own parser.
 """
 
 from __future__ import annotations
@@ -228,6 +230,88 @@ def write_llama_folder_seed(folder: Path) -> Path:
         )
     )
     (folder / "generation_config.json").write_text(json.dumps({"eos_token_id": [1, 2]}))
+    return folder
+
+
+# config.json of the other decoder families: each family's own keys (windows, soft-caps, q/k
+# norms, longrope, GPT-2's spellings), so that config mutations reach every family's parser
+FAMILY_CONFIGS = {
+    "gemma3": {
+        "architectures": ["Gemma3ForCausalLM"],
+        "head_dim": 16,
+        "query_pre_attn_scalar": 12,
+        "sliding_window": 8,
+        "layer_types": ["sliding_attention", "full_attention"],
+        "rope_parameters": {
+            "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+            "full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1e6},
+        },
+        "hidden_activation": "gelu_pytorch_tanh",
+    },
+    "gemma2": {
+        "architectures": ["Gemma2ForCausalLM"],
+        "head_dim": 16,
+        "query_pre_attn_scalar": 16,
+        "sliding_window": 8,
+        "attn_logit_softcapping": 50.0,
+        "final_logit_softcapping": 30.0,
+        "rope_theta": 10000.0,
+    },
+    "qwen3": {
+        "architectures": ["Qwen3ForCausalLM"],
+        "head_dim": 24,
+        "use_sliding_window": True,
+        "sliding_window": 8,
+        "max_window_layers": 1,
+        "rope_theta": 1e6,
+    },
+    "phi3": {
+        "architectures": ["Phi3ForCausalLM"],
+        "original_max_position_embeddings": 32,
+        "rope_scaling": {
+            "type": "longrope",
+            "short_factor": [1.0, 1.1, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0],
+            "long_factor": [1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0],
+        },
+        "sliding_window": 48,
+    },
+    "gpt2": {
+        "architectures": ["GPT2LMHeadModel"],
+        "n_embd": HIDDEN,
+        "n_head": HEADS,
+        "n_layer": LAYERS,
+        "n_positions": CONTEXT,
+        "activation_function": "gelu_new",
+    },
+}
+
+
+def write_family_folder_seed(folder: Path, family: str) -> Path:
+    """A folder of one of FAMILY_CONFIGS, its tensors (F32, random) the ones the family's own
+    table requires, tokenizer files as the Llama seed's."""
+    from pyengine.loaders import config_from_hf, expected_tensors
+
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {
+        "vocab_size": VOCAB,
+        "hidden_size": HIDDEN,
+        "intermediate_size": 96,
+        "num_hidden_layers": LAYERS,
+        "num_attention_heads": HEADS,
+        "num_key_value_heads": KV_HEADS,
+        "max_position_embeddings": CONTEXT,
+        "rms_norm_eps": 1e-6,
+        "tie_word_embeddings": True,
+        "bos_token_id": 0,
+        "eos_token_id": 1,
+        **FAMILY_CONFIGS[family],
+    }
+    (folder / "config.json").write_text(json.dumps(config, indent=1))
+    specs = expected_tensors(config_from_hf(config))
+    shapes = {n: s.shape for n, s in specs.items() if s.required}
+    tensors = _weights(np.random.default_rng(5), VOCAB, shapes)
+    (folder / "model.safetensors").write_bytes(safetensors_bytes(tensors, {}))
+    _tokenizer_json(folder)
     return folder
 
 

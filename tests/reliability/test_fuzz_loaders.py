@@ -81,6 +81,28 @@ HF_CONFIG_KEYS = [
     "original_max_position_embeddings",
     "low_freq_factor",
     "high_freq_factor",
+    # the newer families' own keys
+    "layer_types",
+    "sliding_attention",
+    "full_attention",
+    "query_pre_attn_scalar",
+    "attn_logit_softcapping",
+    "final_logit_softcapping",
+    "rope_local_base_freq",
+    "sliding_window_pattern",
+    "use_sliding_window",
+    "max_window_layers",
+    "hidden_activation",
+    "short_factor",
+    "long_factor",
+    "attention_factor",
+    "type",
+    "n_embd",
+    "n_head",
+    "n_layer",
+    "n_positions",
+    "n_inner",
+    "activation_function",
 ]
 TOKENIZER_KEYS = [
     "bos_token",
@@ -133,6 +155,8 @@ def seed_dir(tmp_path_factory):
     seeds.write_gguf_seed(root / "seed.gguf")
     seeds.write_llama_folder_seed(root / "llama")
     seeds.write_encoder_folder_seed(root / "encoder")
+    for family in seeds.FAMILY_CONFIGS:
+        seeds.write_family_folder_seed(root / family, family)
     return root
 
 
@@ -293,7 +317,7 @@ def _json_file_case(seed_dir, work_dir, data, seed_name, files, keys, kind):
 @FUZZ
 @given(data=st.data())
 def test_config_json_edits(seed_dir, work_dir, data):
-    seed = data.draw(st.sampled_from(["llama", "encoder"]))
+    seed = data.draw(st.sampled_from(["llama", "encoder", *seeds.FAMILY_CONFIGS]))
     _json_file_case(seed_dir, work_dir, data, seed, ["config.json"], HF_CONFIG_KEYS, "config.json")
 
 
@@ -315,6 +339,10 @@ def test_seeds_load_and_run(seed_dir):
     """The seeds themselves are valid: a mutation's refusal is the mutation's doing."""
     for source in (seed_dir / "seed.gguf", seed_dir / "llama", seed_dir / "encoder"):
         exercise(pyengine.load(source))
+    for family in seeds.FAMILY_CONFIGS:
+        model = pyengine.load(seed_dir / family)
+        assert model.config.architecture == family
+        exercise(model)
 
 
 def test_a_context_of_two_billion_positions_costs_nothing_at_load(tmp_path):
