@@ -217,23 +217,41 @@ def _registered_hf_family(cfg: Mapping[str, Any], source: str):
 LAYER_TYPES = ("full_attention", "sliding_attention")
 
 
-def layer_windows_from_hf(
-    keys: TypedKeys, layers: int, window: int | None, default_sliding
-) -> tuple[int, ...]:
-    """Keys per query of each layer (0: full attention): config.json's "layer_types" when it
-    has one, else default_sliding(i) says which layers slide; a sliding layer sees `window`
-    keys (None or 0: no layer slides)."""
+@dataclass(frozen=True)
+class LayerWindows:
+    """Keys each layer's queries see (0: all), computed per layer on demand: a file may claim
+    billions of layers, and nothing here may enumerate them before the tensors are counted.
+    types: the per-layer list config.json gave (its length is that of the file), or None;
+    else a layer slides when sliding(i)."""
+
+    layers: int
+    window: int
+    types: tuple[str, ...] | None = None
+    sliding: Any = None  # (int) -> bool
+
+    def __len__(self) -> int:
+        return self.layers
+
+    def __getitem__(self, i: int) -> int:
+        if not 0 <= i < self.layers:
+            raise IndexError(i)
+        if not self.window:
+            return 0
+        slides = self.types[i] == "sliding_attention" if self.types else self.sliding(i)
+        return self.window if slides else 0
+
+
+def layer_windows_from_hf(keys: TypedKeys, layers: int, window: int | None, default_sliding):
+    """Keys per query of each layer (a LayerWindows; 0: full attention): config.json's
+    "layer_types" when it has one, else default_sliding(i) says which layers slide; a sliding
+    layer sees `window` keys (None or 0: no layer slides)."""
     types = keys.strings("layer_types")
-    if types is None:
-        types = [
-            "sliding_attention" if default_sliding(i) else "full_attention" for i in range(layers)
-        ]
-    if len(types) != layers or any(t not in LAYER_TYPES for t in types):
+    if types is not None and (len(types) != layers or any(t not in LAYER_TYPES for t in types)):
         raise CheckpointError(
             f"{keys.source}: 'layer_types' must list one of {LAYER_TYPES} per layer "
             f"({layers} layers)"
         )
-    return tuple(int(window or 0) if t == "sliding_attention" else 0 for t in types)
+    return LayerWindows(layers, int(window or 0), tuple(types) if types else None, default_sliding)
 
 
 def activation_from(keys: TypedKeys, key: str, default: str) -> str:

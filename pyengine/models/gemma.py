@@ -29,6 +29,7 @@ import numpy as np
 
 from pyengine.loaders.config import (
     ACTIVATIONS,
+    LayerWindows,
     ModelConfig,
     gguf_decoder_fields,
     gguf_rope_scaling,
@@ -48,7 +49,7 @@ SLIDING_PATTERN = {"gemma2": 2, "gemma3": 6}  # every n-th layer (the last of n)
 @dataclass(frozen=True)
 class GemmaOptions:
     query_pre_attn_scalar: float  # scores scaled by its inverse square root
-    layer_windows: tuple[int, ...]  # keys per query of each layer, 0: full attention
+    layer_windows: LayerWindows  # keys per query of each layer, 0: full attention
     local_rope_theta: float | None  # RoPE base of the sliding layers (Gemma 3); None: global
     attn_softcap: float  # 0: none
     final_softcap: float  # 0: none
@@ -166,7 +167,7 @@ def _config_from_gguf(family: str):
         local = keys.number(key("rope.freq_base_swa"), 10000.0, positive=True)
         options = GemmaOptions(
             query_pre_attn_scalar=float(scalar),
-            layer_windows=tuple(int(window or 0) if sliding(i) else 0 for i in range(layers)),
+            layer_windows=LayerWindows(layers, int(window or 0), sliding=sliding),
             local_rope_theta=local if family == "gemma3" else None,
             attn_softcap=_softcap(keys, key("attn_logit_softcapping")),
             final_softcap=_softcap(keys, key("final_logit_softcapping")),

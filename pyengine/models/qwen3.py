@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass
 
 from pyengine.loaders.config import (
+    LayerWindows,
     ModelConfig,
     activation_from,
     gguf_decoder_fields,
@@ -34,7 +35,7 @@ from pyengine.runtime.graph import Graph
 
 @dataclass(frozen=True)
 class Qwen3Options:
-    layer_windows: tuple[int, ...]  # keys per query of each layer, 0: full attention
+    layer_windows: LayerWindows  # keys per query of each layer, 0: full attention
 
 
 def config_from_hf(keys, hf_arch: str | None) -> ModelConfig:
@@ -46,8 +47,6 @@ def config_from_hf(keys, hf_arch: str | None) -> ModelConfig:
         window = keys.positive("sliding_window")
     first_sliding = keys.integer("max_window_layers", layers)
     windows = layer_windows_from_hf(keys, layers, window, lambda i: i >= first_sliding)
-    if window is None:
-        windows = (0,) * layers  # layer_types name sliding layers, but sliding is off
     bias = keys.flag("attention_bias", False)
     return ModelConfig(
         **fields,
@@ -74,7 +73,7 @@ def config_from_gguf(keys, arch: str, shapes, config_tensors) -> ModelConfig:
         rope_scaling=gguf_rope_scaling(keys, arch),
         attention_bias="blk.0.attn_q.bias" in shapes,
         attention_out_bias="blk.0.attn_output.bias" in shapes,
-        options=Qwen3Options(layer_windows=(0,) * fields["num_layers"]),
+        options=Qwen3Options(layer_windows=LayerWindows(fields["num_layers"], 0)),
     )
 
 

@@ -315,6 +315,71 @@ def write_family_folder_seed(folder: Path, family: str) -> Path:
     return folder
 
 
+def write_family_gguf_seed(path: Path, family: str, folder: Path) -> Path:
+    """The folder seed of `family` as a GGUF file (F32 tensors under the family's GGUF names,
+    GPT-2's Conv1D weights transposed to [out, in] as llama.cpp's converter writes them, Phi-3's
+    RoPE factors as tensors), with the GGUF seed's vocabulary."""
+    import gguf
+    from safetensors.numpy import load_file
+
+    from pyengine.loaders import config_from_hf
+    from pyengine.models import families
+
+    own = families.by_name(family)
+    cfg = config_from_hf(json.loads((folder / "config.json").read_text()))
+    arch = own.gguf_architecture
+    w = gguf.GGUFWriter(str(path), arch)
+    for key, value in (
+        ("block_count", cfg.num_layers),
+        ("context_length", cfg.max_position_embeddings),
+        ("embedding_length", cfg.hidden_size),
+        ("feed_forward_length", cfg.intermediate_size),
+        ("attention.head_count", cfg.num_heads),
+        ("attention.head_count_kv", cfg.num_kv_heads),
+        ("attention.key_length", cfg.head_dim),
+        ("attention.value_length", cfg.head_dim),
+        ("rope.dimension_count", cfg.head_dim),
+    ):
+        w.add_uint32(f"{arch}.{key}", value)
+    w.add_float32(f"{arch}.rope.freq_base", float(cfg.rope_theta or 10000.0))
+    w.add_float32(f"{arch}.attention.layer_norm_rms_epsilon", float(cfg.norm_eps))
+    w.add_float32(f"{arch}.attention.layer_norm_epsilon", float(cfg.norm_eps))
+    if cfg.sliding_window:
+        w.add_uint32(f"{arch}.attention.sliding_window", cfg.sliding_window)
+    if family == "gemma2":
+        w.add_float32(f"{arch}.attn_logit_softcapping", 50.0)
+        w.add_float32(f"{arch}.final_logit_softcapping", 30.0)
+    if family == "phi3":
+        rope = cfg.options.longrope
+        w.add_uint32(f"{arch}.rope.scaling.original_context_length", rope.original_max_positions)
+        w.add_tensor("rope_factors_long.weight", np.array(rope.long_factor, np.float32))
+        w.add_tensor("rope_factors_short.weight", np.array(rope.short_factor, np.float32))
+    w.add_string("tokenizer.ggml.model", "gpt2")
+    w.add_string("tokenizer.ggml.pre", "gpt-2")
+    w.add_array("tokenizer.ggml.tokens", TOKENS)
+    w.add_array("tokenizer.ggml.token_type", [3, 3, 3] + [1] * (VOCAB - 3))
+    w.add_array("tokenizer.ggml.merges", MERGES)
+    w.add_uint32("tokenizer.ggml.bos_token_id", 0)
+    w.add_uint32("tokenizer.ggml.eos_token_id", 1)
+    names = {hf: g for g, hf in own.gguf_names.items()}
+    layer_names = {hf: g for g, hf in own.gguf_layer_names.items()}
+    for name, value in load_file(str(folder / "model.safetensors")).items():
+        if name in names:
+            gname = names[name]
+        else:
+            prefix = own.gguf_layer_prefix.split("{i}")[0]
+            layer, rest = name[len(prefix) :].split(".", 1)
+            gname = f"blk.{layer}.{layer_names[rest]}"
+            if family == "gpt2" and value.ndim == 2:
+                value = value.T  # Conv1D [in, out] -> [out, in]
+        w.add_tensor(gname, np.ascontiguousarray(value, np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
 def write_encoder_folder_seed(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     config = {

@@ -18,6 +18,7 @@ import faulthandler
 import json
 import os
 import shutil
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -157,6 +158,7 @@ def seed_dir(tmp_path_factory):
     seeds.write_encoder_folder_seed(root / "encoder")
     for family in seeds.FAMILY_CONFIGS:
         seeds.write_family_folder_seed(root / family, family)
+        seeds.write_family_gguf_seed(root / f"{family}.gguf", family, root / family)
     return root
 
 
@@ -271,6 +273,21 @@ def test_gguf_metadata_edits(gguf_seed, work_dir, data):
 
 @FUZZ_GGUF
 @given(data=st.data())
+def test_family_gguf_metadata_edits(seed_dir, work_dir, data):
+    """Metadata edits of the other families' GGUF seeds: each family's own GGUF parser."""
+    family = data.draw(st.sampled_from(list(seeds.FAMILY_CONFIGS)))
+    metadata, tensors = seeds.gguf_parts(seed_dir / f"{family}.gguf")
+    by_key = {m[0]: m for m in metadata}
+    for key, action, (kind, value) in data.draw(mut.gguf_metadata_edits(list(by_key))):
+        if action == "delete":
+            by_key.pop(key, None)
+        else:
+            by_key[key] = [key, kind, value]
+    check_gguf(work_dir, seeds.gguf_bytes(list(by_key.values()), tensors))
+
+
+@FUZZ_GGUF
+@given(data=st.data())
 def test_gguf_tensor_info_edits(gguf_seed, work_dir, data):
     positions = gguf_seed["positions"]
     edits = data.draw(mut.tensor_info_edits(len(positions)))
@@ -340,9 +357,10 @@ def test_seeds_load_and_run(seed_dir):
     for source in (seed_dir / "seed.gguf", seed_dir / "llama", seed_dir / "encoder"):
         exercise(pyengine.load(source))
     for family in seeds.FAMILY_CONFIGS:
-        model = pyengine.load(seed_dir / family)
-        assert model.config.architecture == family
-        exercise(model)
+        for source in (seed_dir / family, seed_dir / f"{family}.gguf"):
+            model = pyengine.load(source)
+            assert model.config.architecture == family
+            exercise(model)
 
 
 def test_a_context_of_two_billion_positions_costs_nothing_at_load(tmp_path):
@@ -356,3 +374,20 @@ def test_a_context_of_two_billion_positions_costs_nothing_at_load(tmp_path):
     model.forward([[1, 2, 3]])
     assert tracemalloc.get_traced_memory()[1] - baseline < ALLOC_FLOOR
     assert model._weights["rope"].cos.shape[0] <= 4096
+
+
+@pytest.mark.parametrize("family", ["gemma3", "qwen3"])
+def test_a_claim_of_four_billion_layers_is_refused_at_once(seed_dir, tmp_path, family):
+    """Found by the GGUF fuzzer: Gemma's per-layer windows were listed for every claimed layer
+    (block_count 2^32: a hang) before the tensors were counted. They are now computed per
+    layer on demand, and the count is refused against the file's tensors."""
+    metadata, tensors = seeds.gguf_parts(seed_dir / f"{family}.gguf")
+    for m in metadata:
+        if m[0].endswith(".block_count"):
+            m[1], m[2] = "u64", 2**32
+    path = tmp_path / "huge.gguf"
+    path.write_bytes(seeds.gguf_bytes(metadata, tensors))
+    t0 = time.perf_counter()
+    with pytest.raises(LoaderError, match="layers"):
+        pyengine.load(path)
+    assert time.perf_counter() - t0 < 5
