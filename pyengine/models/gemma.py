@@ -40,6 +40,7 @@ from pyengine.loaders.config import (
 )
 from pyengine.loaders.errors import CheckpointError, UnsupportedModelError
 from pyengine.loaders.schema import TensorSpec
+from pyengine.models import llama
 from pyengine.models.families import Family
 from pyengine.runtime.graph import Graph
 
@@ -220,11 +221,7 @@ def tensors(c: ModelConfig) -> dict[str, TensorSpec]:
     return specs
 
 
-GGUF_NAMES = {
-    "token_embd.weight": "model.embed_tokens.weight",
-    "output_norm.weight": "model.norm.weight",
-    "output.weight": "lm_head.weight",
-}
+GGUF_NAMES = llama.GGUF_NAMES  # the same whole-model tensors
 GGUF_LAYER_NAMES = {
     "attn_norm.weight": "input_layernorm.weight",
     "attn_q.weight": "self_attn.q_proj.weight",

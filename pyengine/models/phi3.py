@@ -35,6 +35,7 @@ from pyengine.loaders.config import (
 )
 from pyengine.loaders.errors import CheckpointError, UnsupportedModelError
 from pyengine.loaders.schema import TensorSpec
+from pyengine.models import llama
 from pyengine.models.families import Family
 from pyengine.runtime.graph import Graph
 
@@ -182,11 +183,7 @@ def tensors(c: ModelConfig) -> dict[str, TensorSpec]:
     return specs
 
 
-GGUF_NAMES = {
-    "token_embd.weight": "model.embed_tokens.weight",
-    "output_norm.weight": "model.norm.weight",
-    "output.weight": "lm_head.weight",
-}
+GGUF_NAMES = llama.GGUF_NAMES  # the same whole-model tensors
 GGUF_LAYER_NAMES = {
     "attn_norm.weight": "input_layernorm.weight",
     "attn_qkv.weight": "self_attn.qkv_proj.weight",

@@ -29,6 +29,7 @@ from pyengine.loaders.config import (
 )
 from pyengine.loaders.errors import UnsupportedModelError
 from pyengine.loaders.schema import TensorSpec
+from pyengine.models import llama
 from pyengine.models.families import Family
 from pyengine.runtime.graph import Graph
 
@@ -78,60 +79,19 @@ def config_from_gguf(keys, arch: str, shapes, config_tensors) -> ModelConfig:
 
 
 def tensors(c: ModelConfig) -> dict[str, TensorSpec]:
-    hidden, inter = c.hidden_size, c.intermediate_size
-    q_rows, kv_rows = c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim
-    specs = {"model.embed_tokens.weight": TensorSpec((c.vocab_size, hidden), True)}
+    """The Llama family's tensors and a q and a k norm [head_dim] per layer."""
+    specs = llama.tensors(c)
     for i in range(c.num_layers):
-        layer = {
-            "input_layernorm.weight": (hidden,),
-            "self_attn.q_proj.weight": (q_rows, hidden),
-            "self_attn.k_proj.weight": (kv_rows, hidden),
-            "self_attn.v_proj.weight": (kv_rows, hidden),
-            "self_attn.o_proj.weight": (hidden, q_rows),
-            "self_attn.q_norm.weight": (c.head_dim,),
-            "self_attn.k_norm.weight": (c.head_dim,),
-            "post_attention_layernorm.weight": (hidden,),
-            "mlp.gate_proj.weight": (inter, hidden),
-            "mlp.up_proj.weight": (inter, hidden),
-            "mlp.down_proj.weight": (hidden, inter),
-        }
-        if c.attention_bias:
-            layer.update(
-                {
-                    "self_attn.q_proj.bias": (q_rows,),
-                    "self_attn.k_proj.bias": (kv_rows,),
-                    "self_attn.v_proj.bias": (kv_rows,),
-                }
-            )
-        if c.attention_out_bias:
-            layer["self_attn.o_proj.bias"] = (hidden,)
-        specs.update({f"model.layers.{i}.{k}": TensorSpec(v, True) for k, v in layer.items()})
-    specs["model.norm.weight"] = TensorSpec((hidden,), True)
-    specs["lm_head.weight"] = TensorSpec((c.vocab_size, hidden), not c.tie_word_embeddings)
+        for name in ("q_norm", "k_norm"):
+            specs[f"model.layers.{i}.self_attn.{name}.weight"] = TensorSpec((c.head_dim,), True)
     return specs
 
 
-GGUF_NAMES = {
-    "token_embd.weight": "model.embed_tokens.weight",
-    "output_norm.weight": "model.norm.weight",
-    "output.weight": "lm_head.weight",
-}
+GGUF_NAMES = llama.GGUF_NAMES
 GGUF_LAYER_NAMES = {
-    "attn_norm.weight": "input_layernorm.weight",
-    "attn_q.weight": "self_attn.q_proj.weight",
-    "attn_q.bias": "self_attn.q_proj.bias",
-    "attn_k.weight": "self_attn.k_proj.weight",
-    "attn_k.bias": "self_attn.k_proj.bias",
-    "attn_v.weight": "self_attn.v_proj.weight",
-    "attn_v.bias": "self_attn.v_proj.bias",
-    "attn_output.weight": "self_attn.o_proj.weight",
-    "attn_output.bias": "self_attn.o_proj.bias",
+    **llama.GGUF_LAYER_NAMES,
     "attn_q_norm.weight": "self_attn.q_norm.weight",
     "attn_k_norm.weight": "self_attn.k_norm.weight",
-    "ffn_norm.weight": "post_attention_layernorm.weight",
-    "ffn_gate.weight": "mlp.gate_proj.weight",
-    "ffn_up.weight": "mlp.up_proj.weight",
-    "ffn_down.weight": "mlp.down_proj.weight",
 }
 
 
