@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from pyengine import _C
 from pyengine.formats import DTYPES, check_dtype
 from pyengine.loaders import load_weights
+from pyengine.loaders.pack_file import is_pack_file
 
 __all__ = ["DTYPES", "load"]
 
@@ -14,7 +18,9 @@ def load(source, dtype: str = "auto", threads: int | None = None, *, debug: bool
 
     source: a short name of a model that a pip package ships (see
         pyengine.loaders.REGISTRY, e.g. "smollm2-135m-instruct"), a Hugging Face model folder
-        (config.json + safetensors, sharded or not) or a .gguf file.
+        (config.json + safetensors, sharded or not), a .gguf file, or a pack file written by
+        `pyengine pack` (pyengine.pack: memory-mapped read-only and run as packed; dtype
+        "auto" or the one it was packed with).
     dtype: how the weights of the matrix products (every linear layer and the LM head) are
         stored (pyengine.formats). "auto" (default): as the checkpoint stores them. A GGUF's
         Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K blocks run as they are in the file
@@ -38,6 +44,10 @@ def load(source, dtype: str = "auto", threads: int | None = None, *, debug: bool
     check_dtype(dtype)
     if threads is not None:
         _C.set_num_threads(int(threads))
+    if isinstance(source, (str, os.PathLike)) and is_pack_file(Path(source).expanduser()):
+        from pyengine.pack import load_pack
+
+        return load_pack(Path(source).expanduser(), dtype, debug=debug)
     config, tensors, tokenizer, extras = load_weights(source)
     if config.is_encoder:
         from pyengine.models.encoder import EncoderModel

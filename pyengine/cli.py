@@ -178,6 +178,19 @@ def add_dtype_argument(parser) -> None:
     )
 
 
+def _pack(args) -> int:
+    from pyengine.pack import pack
+
+    info = pack(args.model, args.out, dtype=args.dtype or "auto", threads=args.threads)
+    src = info["source"]
+    print(
+        f"wrote {info['path']}: {info['bytes'] / 1e6:.1f} MB, {info['layers']} layers packed "
+        f"for the {info['isa']} kernels, in {info['seconds']:.1f} s (source {src['path']}, "
+        f"sha256 {src['sha256'][:16]}...)"
+    )
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="pyengine", description="CPU inference for fixed-weight transformer models"
@@ -273,8 +286,18 @@ def main(argv=None) -> int:
         help="tokens between window starts (default: the window; a smaller stride overlaps them)",
     )
     ppl.add_argument("--json", action="store_true", help="print one JSON object")
+    pck = sub.add_parser(
+        "pack",
+        help="write a model's weights packed for this CPU to one file, which pyengine.load "
+        "memory-maps (shared by every process, no repacking)",
+    )
+    pck.add_argument("model", help="short name, Hugging Face folder or .gguf file")
+    pck.add_argument("--out", required=True, help="the pack file to write")
+    add_dtype_argument(pck)
+    pck.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
     commands = {
+        "pack": _pack,
         "generate": _generate,
         "encode": _encode,
         "serve": _serve,

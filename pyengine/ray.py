@@ -13,7 +13,9 @@ cores. This has to be explicit: Ray does not pin actors to cores, and pyengine's
 otherwise size itself from the process's affinity mask, i.e. every core of the machine, in every
 replica. (Ray sets OMP_NUM_THREADS from num_cpus; pyengine does not read it.)
 
-Each replica loads its own copy of the weights: N replicas on one machine hold N copies.
+Weights. Given a GGUF or a folder, each replica loads and packs its own copy: N replicas on one
+machine hold N copies. Given a pack file (`pyengine pack MODEL --out FILE`, pyengine.pack), the
+replicas map it read-only: one copy in the page cache for all of them, and no repacking at start.
 """
 
 from __future__ import annotations

@@ -81,6 +81,16 @@ void register_cpu(py::module_& m) {
   m.def(
       "isa_level", [] { return cpu::isa_level_name(cpu::active_isa_level()); },
       "The ISA level chosen at import (best supported, or $PYENGINE_ISA).");
+  m.def(
+      "isa_level_requirements",
+      [](const std::string& level) {
+        try {
+          return cpu::isa_level_requirements(cpu::parse_isa_level(level));
+        } catch (const std::invalid_argument& e) {
+          throw py::value_error(e.what());
+        }
+      },
+      py::arg("level"), "The CPU features a level's kernels need, comma separated.");
   m.def("supported_isa_levels",
         [] { return level_names(cpu::supported_isa_levels(cpu::cpu_features())); });
   m.def(

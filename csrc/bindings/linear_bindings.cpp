@@ -7,8 +7,10 @@
 #include "bindings/array_checks.h"
 #include "bindings/kernel_clock.h"
 #include "bindings/linear_call.h"
+#include "bindings/packed_arrays.h"
 #include "bindings/register.h"
 #include "ops/linear.h"
+#include "ops/packed_layout.h"
 
 namespace pyengine::bindings {
 namespace {
@@ -35,6 +37,26 @@ std::unique_ptr<L> make_linear(const py::object& weight_obj, const py::object& b
   const int64_t s_out = weight.strides(0) / 4, s_in = weight.strides(1) / 4;
   py::gil_scoped_release release;
   return std::make_unique<L>(w, s_out, s_in, out_f, in_f, bias, level);
+}
+
+template <class L>
+std::unique_ptr<L> linear_from_packed(const py::object& data_obj, int64_t out_f, int64_t in_f,
+                                      const py::object& bias_obj, const py::object& isa) {
+  const PackedBytes packed = packed_bytes_arg(data_obj);
+  if (out_f <= 0 || in_f <= 0) {
+    throw py::value_error("out_features and in_features must be positive, got " +
+                          std::to_string(out_f) + " and " + std::to_string(in_f));
+  }
+  const float* bias = nullptr;
+  py::array bias_arr;
+  if (!bias_obj.is_none()) {
+    bias_arr = require_f32_array(bias_obj, "bias");
+    require_shape(bias_arr, "bias", {py::ssize_t(out_f)});
+    require_c_contiguous(bias_arr, "bias");
+    bias = static_cast<const float*>(bias_arr.data());
+  }
+  const auto level = isa_level_arg(isa);
+  return std::make_unique<L>(packed.data, packed.nbytes, out_f, in_f, bias, level);
 }
 
 py::array matmul(const py::object& a_obj, const py::object& b_obj, const py::object& isa) {
@@ -97,6 +119,24 @@ it is part of (the serving engine's deterministic mode).)doc")
       .def_property_readonly("isa", [](const L& l) { return cpu::isa_level_name(l.isa_level()); })
       .def_property_readonly("kernel", [](const L& l) { return l.kernels().name; })
       .def_property_readonly("packed_nbytes", &L::packed_bytes)
+      .def(
+          "packed_data",
+          [](py::object self) {
+            const L& l = self.cast<const L&>();
+            return packed_view(l.packed_data(), l.packed_bytes(), self);
+          },
+          "The packed weight: a read-only uint8 view [packed_nbytes] in this level's layout "
+          "(what from_packed takes back).")
+      .def_property_readonly(
+          "bias", [](const L& l) { return bias_copy(l.bias_data(), l.out_features()); },
+          "A float32 copy of the bias [out_features], or None.")
+      .def_static("from_packed", &linear_from_packed<L>, py::arg("data"), py::arg("out_features"),
+                  py::arg("in_features"), py::arg("bias") = py::none(), py::kw_only(),
+                  py::arg("isa") = py::none(), py::keep_alive<0, 1>(),
+                  "A layer over data = packed_data() of a layer of the same shape made at the "
+                  "same ISA level (e.g. read from a pack file): the bytes are used in place, not "
+                  "copied, and kept alive with the layer; they must not change. ValueError when "
+                  "their size is not this level's layout of the shape.")
       .def("__repr__", [type_name](const L& l) {
         return std::string(type_name) + "(in_features=" + std::to_string(l.in_features()) +
                ", out_features=" + std::to_string(l.out_features()) +
@@ -133,6 +173,11 @@ AMX tile unit (see rounds_input), which reads subnormal bfloat16 values as zero.
       "The kernels a call with this many rows runs: 'gemv' (few rows; weights widened in "
       "registers), 'widened' (the fp32 micro-kernel on weights widened per cache block) or "
       "'tiles' (AMX).");
+  m.def(
+      "packed_layout", [](const py::object& isa) { return ops::packed_layout(isa_level_arg(isa)); },
+      py::arg("isa") = py::none(),
+      "The packed weights' layout at an ISA level (None: the chosen one), as pack files record "
+      "it: a file is run only where this string is the same.");
   m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::kw_only(), py::arg("isa") = py::none(),
         "a @ b in float32: [M, K] @ [K, N], or batched [B, M, K] @ [B, K, N] / [K, N].");
 }

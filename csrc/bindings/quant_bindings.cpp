@@ -9,6 +9,7 @@
 #include "bindings/array_checks.h"
 #include "bindings/kernel_clock.h"
 #include "bindings/linear_call.h"
+#include "bindings/packed_arrays.h"
 #include "bindings/register.h"
 #include "ops/quant_linear.h"
 
@@ -95,6 +96,25 @@ std::unique_ptr<QuantLinear> quantize(const py::object& weight_obj, const std::s
       QuantLinear::from_f32(t, w, s_out, s_in, out_f, in_f, bias, level));
 }
 
+std::unique_ptr<QuantLinear> quant_from_packed(const py::object& data_obj,
+                                               const std::string& format, int64_t out_f,
+                                               int64_t in_f, const py::object& bias_obj,
+                                               const py::object& isa) {
+  const QuantType t = quant_type_arg(format);
+  const PackedBytes packed = packed_bytes_arg(data_obj);
+  const auto& info = kernels::quant_type_info(t);
+  if (out_f <= 0 || in_f <= 0 || in_f % info.block_elems != 0) {
+    throw py::value_error("out_features must be positive and in_features a positive multiple of " +
+                          std::to_string(info.block_elems) + " (" + info.name + "), got " +
+                          std::to_string(out_f) + " and " + std::to_string(in_f));
+  }
+  py::array bias_keep;
+  const float* bias = bias_arg(bias_obj, out_f, bias_keep);
+  const auto level = isa_level_arg(isa);
+  return std::make_unique<QuantLinear>(
+      QuantLinear::borrow_packed(t, packed.data, packed.nbytes, out_f, in_f, bias, level));
+}
+
 py::array embedding(const QuantLinear& lin, const py::object& ids_obj, const py::object& out_obj) {
   py::array ids = require_index_array(ids_obj, "ids");
   std::vector<py::ssize_t> shape(ids.shape(), ids.shape() + ids.ndim());
@@ -176,6 +196,23 @@ weight slice by slice to float32 and run the float32 micro-kernel on float32 x.)
       .def_property_readonly("kernel", [](const QuantLinear& l) { return l.kernels().name; })
       .def_property_readonly("packed_nbytes", &QuantLinear::packed_bytes)
       .def_property_readonly("row_bytes", &QuantLinear::row_bytes)
+      .def(
+          "packed_data",
+          [](py::object self) {
+            const QuantLinear& l = self.cast<const QuantLinear&>();
+            return packed_view(l.data(), l.packed_bytes(), self);
+          },
+          "The stored weight: a read-only uint8 view [packed_nbytes] in this level's layout "
+          "(interleaved when `interleaved`; what from_packed takes back).")
+      .def_property_readonly(
+          "bias", [](const QuantLinear& l) { return bias_copy(l.bias_data(), l.out_features()); },
+          "A float32 copy of the bias [out_features], or None.")
+      .def_static("from_packed", &quant_from_packed, py::arg("data"), py::arg("format"),
+                  py::arg("out_features"), py::arg("in_features"), py::arg("bias") = py::none(),
+                  py::kw_only(), py::arg("isa") = py::none(), py::keep_alive<0, 1>(),
+                  "A layer over data = packed_data() of a layer of the same format and shape "
+                  "made at the same ISA level: used in place, not copied, kept alive with the "
+                  "layer. ValueError when the size is not this level's layout of the shape.")
       .def_property_readonly("interleaved", &QuantLinear::interleaved,
                              "Whether rows are stored in groups of 8 for the level's x8 kernels.")
       .def("__repr__", [](const QuantLinear& l) {

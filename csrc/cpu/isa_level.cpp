@@ -59,6 +59,10 @@ IsaLevel parse_isa_level(const std::string& name) {
                               "'; expected one of: generic, avx2, avx512, amx");
 }
 
+std::string isa_level_requirements(IsaLevel level) {
+  return missing_features(level, CpuFeatures{});
+}
+
 bool isa_level_supported(IsaLevel level, const CpuFeatures& features) {
   return missing_features(level, features).empty();
 }

@@ -21,6 +21,9 @@ enum class IsaLevel { kGeneric = 0, kAvx2 = 1, kAvx512 = 2, kAmx = 3 };
 const char* isa_level_name(IsaLevel level);
 // Throws std::invalid_argument naming the accepted names.
 IsaLevel parse_isa_level(const std::string& name);
+
+// The CPU features a level's kernels need, comma separated ("avx2, fma, f16c"); "" for generic.
+std::string isa_level_requirements(IsaLevel level);
 // Whether `features` has everything the level's kernels use.
 bool isa_level_supported(IsaLevel level, const CpuFeatures& features);
 std::vector<IsaLevel> supported_isa_levels(const CpuFeatures& features);

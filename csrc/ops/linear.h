@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <concepts>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 
 #include "ops/bf16_gemm.h"
 #include "ops/f32_gemm.h"
@@ -73,6 +75,30 @@ class PackedLinear {
     }
   }
 
+  // A layer over weights already in this level's packed layout (packed_data() of a layer made
+  // at the same level): `packed` is borrowed, not copied (a pack file's memory map; the caller
+  // keeps it alive and unchanged), 64-byte aligned, exactly packed_bytes long.
+  PackedLinear(const void* packed, size_t packed_bytes, int64_t out_features, int64_t in_features,
+               const float* bias, cpu::IsaLevel level)
+      : level_(level),
+        kernels_(Format::kernels(level)),
+        out_features_(out_features),
+        in_features_(in_features),
+        packed_elems_(Format::packed_size(kernels_, out_features, in_features)) {
+    if (packed_bytes != packed_elems_ * sizeof(Elem)) {
+      throw std::invalid_argument(
+          "packed weights of " + std::to_string(packed_bytes) + " bytes; this level's layout of [" +
+          std::to_string(out_features) + ", " + std::to_string(in_features) + "] takes " +
+          std::to_string(packed_elems_ * sizeof(Elem)));
+    }
+    packed_ =
+        runtime::AlignedBuffer::borrow(packed, (packed_bytes + sizeof(float) - 1) / sizeof(float));
+    if (bias != nullptr) {
+      bias_ = runtime::AlignedBuffer(size_t(out_features));
+      std::copy(bias, bias + out_features, bias_.data());
+    }
+  }
+
   // y[m, :] = x[m, :] @ W^T + bias + residual[m, :] for m in [0, rows). residual may be nullptr
   // or equal to y (in-place residual add); no other overlap is allowed. batch_invariant: every
   // row runs the many-row kernels, whose per-row arithmetic does not depend on the row count.
@@ -102,6 +128,9 @@ class PackedLinear {
   cpu::IsaLevel isa_level() const { return level_; }
   const Kernels& kernels() const { return kernels_; }
   size_t packed_bytes() const { return packed_elems_ * sizeof(Elem); }
+  // The packed weights (packed_bytes() bytes) and the bias ([out_features] or nullptr).
+  const void* packed_data() const { return packed_.data(); }
+  const float* bias_data() const { return bias_ptr(); }
 
  private:
   Elem* packed() { return reinterpret_cast<Elem*>(packed_.data()); }

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "cpu/by_level.h"
@@ -138,7 +140,8 @@ void dequantize_row(QuantType t, const uint8_t* row, int64_t k, float* out) {
   }
 }
 
-QuantLinear::QuantLinear(QuantType t, int64_t n, int64_t k, const float* bias, cpu::IsaLevel level)
+QuantLinear::QuantLinear(QuantType t, int64_t n, int64_t k, const float* bias, cpu::IsaLevel level,
+                         bool allocate)
     : type_(t),
       level_(level),
       kernels_(quant_kernels(level)),
@@ -152,7 +155,7 @@ QuantLinear::QuantLinear(QuantType t, int64_t n, int64_t k, const float* bias, c
       group_stride_(size_t(ceil_div(k, quant_type_info(t).block_elems)) *
                     size_t(quant::x8_block_bytes(t))),
       stored_bytes_(x8_ ? size_t(ceil_div(n, 8)) * group_stride_ : size_t(n) * row_bytes_),
-      data_((stored_bytes_ + 3) / 4) {
+      data_(allocate ? (stored_bytes_ + 3) / 4 : 0) {
   if (bias != nullptr) {
     bias_ = runtime::AlignedBuffer(size_t(n));
     std::copy(bias, bias + n, bias_.data());
@@ -211,6 +214,20 @@ QuantLinear::QuantLinear(QuantType t, const uint8_t* data, size_t src_stride, in
                          const float* bias, cpu::IsaLevel level)
     : QuantLinear(t, n, k, bias, level) {
   store_rows(data, src_stride);
+}
+
+QuantLinear QuantLinear::borrow_packed(QuantType t, const void* packed, size_t packed_bytes,
+                                       int64_t n, int64_t k, const float* bias,
+                                       cpu::IsaLevel level) {
+  QuantLinear lin(t, n, k, bias, level, /*allocate=*/false);
+  if (packed_bytes != lin.stored_bytes_) {
+    throw std::invalid_argument("packed weights of " + std::to_string(packed_bytes) +
+                                " bytes; this level's layout of " + quant_type_info(t).name + " [" +
+                                std::to_string(n) + ", " + std::to_string(k) + "] takes " +
+                                std::to_string(lin.stored_bytes_));
+  }
+  lin.data_ = runtime::AlignedBuffer::borrow(packed, (packed_bytes + 3) / 4);
+  return lin;
 }
 
 QuantLinear QuantLinear::from_f32(QuantType t, const float* w, int64_t stride_out,

@@ -56,6 +56,12 @@ class QuantLinear {
   // data + o * src_stride) and the bias ([n] or nullptr).
   QuantLinear(QuantType t, const uint8_t* data, size_t src_stride, int64_t n, int64_t k,
               const float* bias, cpu::IsaLevel level);
+  // A layer over rows already in this level's stored layout (data() of a layer of the same type,
+  // shape and level: interleaved when that level's kernels interleave): `packed` is borrowed,
+  // not copied (a pack file's memory map; the caller keeps it alive and unchanged), 64-byte
+  // aligned, exactly packed_bytes() long.
+  static QuantLinear borrow_packed(QuantType t, const void* packed, size_t packed_bytes, int64_t n,
+                                   int64_t k, const float* bias, cpu::IsaLevel level);
   // Quantizes an fp32 weight (see quantize_rows).
   static QuantLinear from_f32(QuantType t, const float* w, int64_t stride_out, int64_t stride_in,
                               int64_t n, int64_t k, const float* bias, cpu::IsaLevel level);
@@ -86,6 +92,7 @@ class QuantLinear {
   // Whether rows are stored interleaved in groups of 8 (the level's x8 kernels), else as rows.
   bool interleaved() const { return x8_; }
   const uint8_t* data() const { return reinterpret_cast<const uint8_t*>(data_.data()); }
+  const float* bias_data() const { return has_bias() ? bias_.data() : nullptr; }
 
   // Up to this many rows run the dot path.
   static constexpr int64_t kDotMaxRows = 16;
@@ -96,7 +103,9 @@ class QuantLinear {
   static constexpr size_t kDequantizeOnceBytes = size_t(32) << 20;
 
  private:
-  QuantLinear(QuantType t, int64_t n, int64_t k, const float* bias, cpu::IsaLevel level);
+  // allocate=false leaves data_ empty (borrow_packed fills it with a view).
+  QuantLinear(QuantType t, int64_t n, int64_t k, const float* bias, cpu::IsaLevel level,
+              bool allocate = true);
   uint8_t* data_mut() { return reinterpret_cast<uint8_t*>(data_.data()); }
   // Stores n_ rows in the format's layout (row o at src + o * src_stride), interleaving them
   // when x8_.

@@ -1,4 +1,6 @@
-// A 64-byte aligned, owning float buffer: packed weights and scratch space.
+// A 64-byte aligned float buffer: packed weights and scratch space. Owning, or (borrow) a view
+// of memory someone else keeps alive: weights memory-mapped from a pack file (pyengine pack),
+// shared read-only by every process that maps it.
 //
 // Buffers of kHugeFrom bytes or more (a large model's LM head, big projections) start on a
 // 2 MiB boundary and ask Linux for transparent huge pages (madvise; where THP is "madvise"
@@ -10,6 +12,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <new>
+#include <utility>
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -37,14 +40,27 @@ class AlignedBuffer {
     if (huge) madvise(p, bytes / kHugePage * kHugePage, MADV_HUGEPAGE);
 #endif
   }
-  ~AlignedBuffer() { std::free(data_); }
-  AlignedBuffer(AlignedBuffer&& o) noexcept : data_(o.data_), size_(o.size_) {
+  // A view of n_floats floats at p (64-byte aligned), never freed here. The memory may be
+  // read-only: a borrowed buffer must only be read.
+  static AlignedBuffer borrow(const void* p, size_t n_floats) {
+    AlignedBuffer b;
+    b.data_ = static_cast<float*>(const_cast<void*>(p));
+    b.size_ = n_floats;
+    b.owned_ = false;
+    return b;
+  }
+  ~AlignedBuffer() {
+    if (owned_) std::free(data_);
+  }
+  AlignedBuffer(AlignedBuffer&& o) noexcept : data_(o.data_), size_(o.size_), owned_(o.owned_) {
     o.data_ = nullptr;
     o.size_ = 0;
+    o.owned_ = true;
   }
   AlignedBuffer& operator=(AlignedBuffer&& o) noexcept {
     std::swap(data_, o.data_);
     std::swap(size_, o.size_);
+    std::swap(owned_, o.owned_);
     return *this;
   }
   AlignedBuffer(const AlignedBuffer&) = delete;
@@ -53,10 +69,12 @@ class AlignedBuffer {
   float* data() { return data_; }
   const float* data() const { return data_; }
   size_t size() const { return size_; }
+  bool owned() const { return owned_; }
 
  private:
   float* data_ = nullptr;
   size_t size_ = 0;
+  bool owned_ = true;
 };
 
 }  // namespace pyengine::runtime

@@ -395,6 +395,28 @@ def config_from_gguf(
     )
 
 
+def config_from_inputs(inputs: Any, source: str) -> ModelConfig:
+    """The config again from what a loader kept of its source (extras["config_inputs"]):
+    {"kind": "hf", "config": config.json's object} or {"kind": "gguf", "metadata": ...,
+    "shapes": GGUF name -> shape, "config_tensors": name -> values}. A pack file keeps these
+    rather than the config itself, so the family's own parser and its checks run again."""
+    kind = inputs.get("kind") if isinstance(inputs, dict) else None
+    if kind == "hf" and isinstance(inputs.get("config"), dict):
+        return config_from_hf(inputs["config"], source)
+    if kind == "gguf":
+        metadata, shapes = inputs.get("metadata"), inputs.get("shapes")
+        tensors = inputs.get("config_tensors") or {}
+        shapes_ok = isinstance(shapes, dict) and all(
+            isinstance(s, list) and all(isinstance(d, int) and d >= 0 for d in s)
+            for s in shapes.values()
+        )
+        if isinstance(metadata, dict) and shapes_ok and isinstance(tensors, dict):
+            return config_from_gguf(
+                metadata, {n: tuple(s) for n, s in shapes.items()}, source, config_tensors=tensors
+            )
+    raise CheckpointError(f"{source}: holds no config it can read (config_inputs)")
+
+
 def gguf_rope_scaling(keys: TypedKeys, arch: str) -> RopeScaling | None:
     kind = keys.string(f"{arch}.rope.scaling.type", None)
     old_linear = f"{arch}.rope.scale_linear"  # pre-2024 spelling of linear

@@ -229,4 +229,14 @@ def load_gguf(
         "gguf_names": gguf_names,
         "metadata": {k: v for k, v in metadata.items() if k not in _BULKY_KEYS},
     }
+    # what config_from_inputs needs to make this config again (a pack file keeps it): the
+    # vocabulary arrays stay out, their length given as {arch}.vocab_size
+    inputs = dict(extras["metadata"])
+    inputs.setdefault(f"{arch}.vocab_size", config.vocab_size)
+    extras["config_inputs"] = {
+        "kind": "gguf",
+        "metadata": inputs,
+        "shapes": shapes,
+        "config_tensors": config_tensors,
+    }
     return config, tensors, tokenizer, extras

@@ -389,6 +389,8 @@ def folder_extras(folder: str | Path) -> dict[str, Any]:
     Each value has the type `load_weights` documents, or CheckpointError names the file."""
     folder = Path(folder)
     extras: dict[str, Any] = {"format": "safetensors", "source": folder}
+    # what config_from_inputs needs to make the config again (a pack file keeps it)
+    extras["config_inputs"] = {"kind": "hf", "config": _read_json(folder / "config.json")}
     tokenizer_config = {}
     tc_path = folder / "tokenizer_config.json"
     if tc_path.is_file():

@@ -2,19 +2,63 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from pyengine.formats import FORMATS, check_dtype, format_for, runs_as_stored, warn_widened
 from pyengine.runtime.graph import Graph
 
 
+def logged(method):
+    """Records a public WeightPacker call and its result in packer.log (when it is a list):
+    a family's prepare() reaches its weights only through these calls, in a fixed order, so the
+    log replayed (pyengine.models.replay_packer) gives the same model without the checkpoint.
+    Calls made by another logged call are part of it, not entries of their own."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        if self.log is None or self._logging:
+            return method(self, *args, **kwargs)
+        self._logging = True
+        try:
+            result = method(self, *args, **kwargs)
+        finally:
+            self._logging = False
+        self.log.append((method.__name__, call_key(args, kwargs), result))
+        return result
+
+    return call
+
+
+def call_key(args, kwargs) -> list:
+    """A logged call's arguments as JSON values (arrays by their shape), to check a replay
+    asks for the same thing in the same order."""
+
+    def value(a):
+        if isinstance(a, np.ndarray):
+            return {"shape": list(a.shape)}
+        if isinstance(a, slice):
+            return [a.start, a.stop, a.step]
+        if isinstance(a, (list, tuple)):
+            return [value(x) for x in a]
+        return a
+
+    return [value(a) for a in args] + [[k, value(v)] for k, v in sorted(kwargs.items())]
+
+
 class WeightPacker:
     """Packs checkpoint tensors into native linear layers, once, in the format `dtype` gives
     each tensor (pyengine.formats), and drops the float32 copy the loader kept (the packed
     layout is all the kernels read). Block-stored tensors that run as stored are copied from
-    the file's bytes, never widened."""
+    the file's bytes, never widened. With record=True every call and its result is kept in
+    `log` (what `pyengine pack` writes)."""
 
-    def __init__(self, tensors, dtype: str = "float32", keep_reference: bool = False):
+    def __init__(
+        self, tensors, dtype: str = "float32", keep_reference: bool = False, record: bool = False
+    ):
+        self.log: list | None = [] if record else None
+        self._logging = False
         self.tensors = tensors
         self.dtype = check_dtype(dtype)
         self.keep_reference = keep_reference
@@ -24,11 +68,14 @@ class WeightPacker:
         self.formats: dict[str, int] = {}  # format name -> layers packed in it
         self.layer_bytes: dict[int, int] = {}  # id(layer) -> bytes of its packed weight
 
+    @logged
     def array(self, name: str) -> np.ndarray:
         """A float32 copy of `name` (never a view of the checkpoint's memory map, which is
-        closed once packing is done)."""
+        closed once packing is done). Callers must not write to it (a packed model's arrays
+        are read-only views of its file)."""
         return np.array(self.tensors[name], dtype=np.float32, order="C", copy=True)
 
+    @logged
     def stored_dtype(self, name: str) -> str:
         """The type the checkpoint stores `name` in ("F32", "BF16", "Q4_K", ...)."""
         stored = getattr(self.tensors, "stored_dtype", None)
@@ -59,15 +106,18 @@ class WeightPacker:
             self.reference_by_linear[id(layer)] = (fmt.reference_weight(layer, weight), ref_bias)
         return layer
 
+    @logged
     def linear(self, weight: np.ndarray, bias: np.ndarray | None = None, *, stored: str = "F32"):
         """A layer for a float32 weight [out, in] (a model-made product, e.g. fused)."""
         fmt = format_for(self.dtype, stored)
         bias = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
         return self._note(fmt.from_float(weight, bias), fmt, weight, bias)
 
+    @logged
     def linear_from(self, prefix: str, has_bias: bool):
         return self.linear_concat([prefix], has_bias)
 
+    @logged
     def linear_concat(self, prefixes: list[str], has_bias: bool):
         """One layer whose output rows are those of prefixes' weights (and biases), stacked:
         fused q/k/v or gate/up products. Stored blocks are stacked as bytes."""
@@ -90,6 +140,7 @@ class WeightPacker:
         self.release(*names, *(p + ".bias" for p in prefixes))
         return self._note(layer, fmt, weight, bias)
 
+    @logged
     def linear_split(self, prefix: str, sizes: list[int], has_bias: bool) -> list:
         """Layers for consecutive row blocks of one stored weight, `sizes` rows each (a fused
         qkv_proj split into q, k and v). Stored blocks are sliced as bytes: blocks run along
@@ -114,6 +165,17 @@ class WeightPacker:
         self.release(name, prefix + ".bias")
         return layers
 
+    @logged
+    def linear_conv1d(self, prefix: str, cols: slice | None = None):
+        """A layer from a weight stored [in, out] with a bias (a Conv1D: GPT-2's config.json
+        folders), of output columns `cols` (all when None)."""
+        weight = self.tensors[prefix + ".weight"]
+        bias = self.tensors[prefix + ".bias"]
+        if cols is not None:
+            weight, bias = weight[:, cols], bias[cols]
+        return self.linear(weight.T, bias, stored=self.stored_dtype(prefix + ".weight"))
+
+    @logged
     def embedding_and_head(self, tied: bool):
         """(embedding table, lm_head layer). A table stored in blocks that runs as stored stays
         in them and, when tied, is the LM head's weight too (one copy); otherwise the table is

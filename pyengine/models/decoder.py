@@ -34,6 +34,7 @@ class DecoderModel:
         *,
         dtype: str = "float32",
         debug: bool = False,
+        packer=None,
     ):
         arch = ARCHITECTURES.get(config.architecture)
         if arch is None:
@@ -47,7 +48,8 @@ class DecoderModel:
         self.debug = debug
         self._arch = arch
         self.dtype = dtype
-        self._packer = WeightPacker(tensors, dtype=dtype, keep_reference=debug)
+        # packer: a recording WeightPacker (pyengine pack) or a pack file's ReplayPacker
+        self._packer = packer or WeightPacker(tensors, dtype=dtype, keep_reference=debug)
         self._weights = arch.prepare(config, self._packer)
         self._packer.finish(self.extras.get("source"))
         self._graphs: dict[str, object] = {}

@@ -27,6 +27,7 @@ class EncoderModel:
         *,
         dtype: str = "float32",
         debug: bool = False,
+        packer=None,
     ):
         source = (extras or {}).get("source", "the model")
         names = [f.name for f in bert.FAMILIES]
@@ -59,7 +60,8 @@ class EncoderModel:
             int(limit), config.max_position_embeddings - config.position_offset
         )
         self.dtype = dtype
-        self._packer = WeightPacker(tensors, dtype=dtype, keep_reference=debug)
+        # packer: a recording WeightPacker (pyengine pack) or a pack file's ReplayPacker
+        self._packer = packer or WeightPacker(tensors, dtype=dtype, keep_reference=debug)
         self._weights = bert.prepare(config, self._packer)
         self._packer.finish(self.extras.get("source"))
         self._graph = bert.build(config, self._weights)

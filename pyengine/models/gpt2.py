@@ -80,11 +80,16 @@ def config_from_gguf(keys, arch: str, shapes, config_tensors) -> ModelConfig:
     embd = shapes.get("token_embd.weight")
     if embd is None:
         raise CheckpointError(f"{keys.source}: tensor token_embd.weight is missing")
-    tokens = keys.strings("tokenizer.ggml.tokens")
+    vocab = keys.get(key("vocab_size"))
+    if vocab is None:
+        tokens = keys.strings("tokenizer.ggml.tokens")
+        vocab = len(tokens) if tokens else embd[0]
+    else:
+        vocab = keys.positive(key("vocab_size"))
     eos = keys.optional_int("tokenizer.ggml.eos_token_id")
     return ModelConfig(
         architecture="gpt2",
-        vocab_size=len(tokens) if tokens else embd[0],
+        vocab_size=int(vocab),
         hidden_size=hidden,
         intermediate_size=keys.positive(key("feed_forward_length"), 4 * hidden),
         num_layers=keys.positive(key("block_count")),
@@ -148,14 +153,6 @@ GGUF_LAYER_NAMES = {
 }
 
 
-def _conv1d(packer, prefix: str, cols: slice | None = None):
-    weight = packer.tensors[prefix + ".weight"]  # [in, out]
-    bias = packer.tensors[prefix + ".bias"]
-    if cols is not None:
-        weight, bias = weight[:, cols], bias[cols]
-    return packer.linear(weight.T, bias, stored=packer.stored_dtype(prefix + ".weight"))
-
-
 def _projections(cfg: ModelConfig, packer, p: str) -> dict:
     hidden = cfg.hidden_size
     if not cfg.options.conv1d:  # [out, in]: packed (or run as stored) directly
@@ -170,12 +167,12 @@ def _projections(cfg: ModelConfig, packer, p: str) -> dict:
         }
     attn = p + "attn.c_attn"
     layer = {
-        "q": _conv1d(packer, attn, slice(0, hidden)),
-        "k": _conv1d(packer, attn, slice(hidden, 2 * hidden)),
-        "v": _conv1d(packer, attn, slice(2 * hidden, 3 * hidden)),
-        "proj": _conv1d(packer, p + "attn.c_proj"),
-        "fc": _conv1d(packer, p + "mlp.c_fc"),
-        "fc_proj": _conv1d(packer, p + "mlp.c_proj"),
+        "q": packer.linear_conv1d(attn, slice(0, hidden)),
+        "k": packer.linear_conv1d(attn, slice(hidden, 2 * hidden)),
+        "v": packer.linear_conv1d(attn, slice(2 * hidden, 3 * hidden)),
+        "proj": packer.linear_conv1d(p + "attn.c_proj"),
+        "fc": packer.linear_conv1d(p + "mlp.c_fc"),
+        "fc_proj": packer.linear_conv1d(p + "mlp.c_proj"),
     }
     packer.release(*(p + n + ".weight" for n in PROJECTIONS))
     return layer
@@ -194,14 +191,16 @@ def prepare(cfg: ModelConfig, packer) -> dict:
         layer.update(_projections(cfg, packer, p))
         layers.append(layer)
     wte = packer.array("wte.weight")
-    head_name = "wte.weight" if cfg.tie_word_embeddings else "lm_head.weight"
-    head = wte if cfg.tie_word_embeddings else packer.array(head_name)
+    if cfg.tie_word_embeddings:
+        head = packer.linear(wte, stored=packer.stored_dtype("wte.weight"))
+    else:
+        head = packer.linear_from("lm_head", False)
     return {
         "wte": wte,
         "wpe": packer.array("wpe.weight"),
         "layers": layers,
         "ln_f": (packer.array("ln_f.weight"), packer.array("ln_f.bias")),
-        "lm_head": packer.linear(head, stored=packer.stored_dtype(head_name)),
+        "lm_head": head,
     }
 
 

@@ -184,9 +184,10 @@ GGUF_GLOBAL = {
 }
 
 
-def convert(hf, arch: str, path, quantize=()) -> None:
+def convert(hf, arch: str, path, quantize=(), vocabulary: bool = False) -> None:
     """Writes `hf` as llama.cpp's converter would: names, Gemma norms + 1, metadata. Tensors
-    whose GGUF name ends with one of `quantize` are stored as Q8_0."""
+    whose GGUF name ends with one of `quantize` are stored as Q8_0. vocabulary: a byte-level
+    BPE vocabulary of VOCAB tokens (3 specials, printable ASCII but "~", one merge)."""
     c = hf.config
     table = GGUF_LAYER["gemma" if arch.startswith("gemma") else arch]
     w = gguf.GGUFWriter(str(path), arch)
@@ -219,6 +220,15 @@ def convert(hf, arch: str, path, quantize=()) -> None:
         )
     w.add_uint32("tokenizer.ggml.bos_token_id", 1)
     w.add_uint32("tokenizer.ggml.eos_token_id", 2)
+    if vocabulary:
+        tokens = ["<unk>", "<s>", "</s>"] + [chr(c) for c in range(ord("!"), ord("}") + 1)]
+        tokens.append("ab")
+        assert len(tokens) == VOCAB
+        w.add_string("tokenizer.ggml.model", "gpt2")
+        w.add_string("tokenizer.ggml.pre", "gpt-2")
+        w.add_array("tokenizer.ggml.tokens", tokens)
+        w.add_array("tokenizer.ggml.token_type", [3, 3, 3] + [1] * (VOCAB - 3))
+        w.add_array("tokenizer.ggml.merges", ["a b"])
     for name, value in hf.state_dict().items():
         value = value.float().numpy()
         if name == "lm_head.weight" and c.tie_word_embeddings:

@@ -20,6 +20,7 @@ import os
 import shutil
 import time
 import tracemalloc
+import zlib
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,19 @@ from hypothesis import strategies as st  # noqa: E402
 
 import pyengine  # noqa: E402
 from pyengine.loaders import LoaderError  # noqa: E402
+from pyengine.pack import pack  # noqa: E402
+
+# pack files (pyengine pack) fuzzed: (name, seed it is packed from, dtype)
+PACK_SEEDS = [
+    ("gguf-blocks", "seed.gguf", "auto"),  # K-quant blocks run as stored
+    ("gemma3-q4", "gemma3", "q4"),
+    ("gpt2-bf16", "gpt2", "bfloat16"),
+    ("encoder", "encoder", "float32"),
+]
+PACK_KEYS = ["pyengine_pack", "isa", "layout", "dtype", "log", "layers", "arrays", "blobs",
+             "offset", "nbytes", "shape", "out", "in", "class", "format", "data", "bias", "blob",
+             "config_inputs", "metadata", "shapes", "tokenizer", "extras", "seq", "layer",
+             "array", "kind", "config"]  # fmt: skip
 
 # inputs per format (GGUF's three mutation kinds share its count)
 EXAMPLES = int(os.environ.get("PYENGINE_FUZZ_EXAMPLES", "60"))
@@ -159,6 +173,8 @@ def seed_dir(tmp_path_factory):
     for family in seeds.FAMILY_CONFIGS:
         seeds.write_family_folder_seed(root / family, family)
         seeds.write_family_gguf_seed(root / f"{family}.gguf", family, root / family)
+    for name, source, dtype in PACK_SEEDS:
+        pack(root / source, root / f"{name}.pack", dtype=dtype)
     return root
 
 
@@ -295,6 +311,33 @@ def test_gguf_tensor_info_edits(gguf_seed, work_dir, data):
     check_gguf(work_dir, mutated)
 
 
+# ---- pack files
+
+
+@FUZZ
+@given(data=st.data())
+def test_pack_file_edits(seed_dir, work_dir, data):
+    """Byte edits anywhere (the header's checksum refuses header edits; weight edits load and
+    run), and JSON edits of the header written back with a valid checksum (the reader's own
+    checks of every entry, blob and layer)."""
+    name = data.draw(st.sampled_from([p[0] for p in PACK_SEEDS]))
+    raw = (seed_dir / f"{name}.pack").read_bytes()
+    room = int.from_bytes(raw[16:24], "little")
+    if data.draw(st.booleans()):
+        mutated = mut.apply_byte_edits(raw, data.draw(mut.byte_edits(len(raw), 24 + room)))
+    else:
+        header = json.loads(raw[24 : 24 + room])
+        header = mut.apply_json_edits(header, data.draw(mut.json_edits(PACK_KEYS)))
+        text = mut.dump_json(header)
+        room = max(room, len(text))  # a longer header shifts the blobs: their offsets lie
+        text = text.ljust(room)
+        crc = zlib.crc32(text).to_bytes(4, "little")
+        mutated = raw[:12] + crc + room.to_bytes(8, "little") + text + raw[24 + len(text) :]
+    path = work_dir / "fuzzed.pack"
+    replace_file(path, mutated)
+    check_load("pack", path, path, len(mutated))
+
+
 # ---- safetensors
 
 
@@ -356,6 +399,8 @@ def test_seeds_load_and_run(seed_dir):
     """The seeds themselves are valid: a mutation's refusal is the mutation's doing."""
     for source in (seed_dir / "seed.gguf", seed_dir / "llama", seed_dir / "encoder"):
         exercise(pyengine.load(source))
+    for name, _, _ in PACK_SEEDS:
+        exercise(pyengine.load(seed_dir / f"{name}.pack"))
     for family in seeds.FAMILY_CONFIGS:
         for source in (seed_dir / family, seed_dir / f"{family}.gguf"):
             model = pyengine.load(source)

@@ -77,9 +77,21 @@ def replica_states() -> dict:
     return {} if app is None else dict(app.deployments["pyengine"].replica_states)
 
 
-def test_two_replicas_answer_concurrent_chat(cluster, tiny_gguf):
+@pytest.fixture(scope="module")
+def tiny_pack(tiny_gguf):
+    from pyengine.pack import pack
+
+    path = tiny_gguf.with_suffix(".pack")
+    pack(tiny_gguf, path)
+    return path
+
+
+@pytest.mark.parametrize("source", ["gguf", "pack"])
+def test_two_replicas_answer_concurrent_chat(cluster, tiny_gguf, tiny_pack, source):
+    """From the GGUF (each replica packs its own copy) or from a pack file (both map one)."""
+    model = str(tiny_gguf if source == "gguf" else tiny_pack)
     serve.run(
-        pr.deployment(str(tiny_gguf), num_replicas=2, threads_per_replica=1, kv_cache_gb=0.01),
+        pr.deployment(model, num_replicas=2, threads_per_replica=1, kv_cache_gb=0.01),
         route_prefix="/",
     )
     assert replica_states() == {"RUNNING": 2}
@@ -87,7 +99,7 @@ def test_two_replicas_answer_concurrent_chat(cluster, tiny_gguf):
 
     def chat(i):
         r = client.chat.completions.create(
-            model=str(tiny_gguf),
+            model=model,
             messages=[{"role": "user", "content": f"hello {i}"}],
             max_tokens=8,
             temperature=0.0,

@@ -1,0 +1,39 @@
+#include "bindings/packed_arrays.h"
+
+#include <algorithm>
+#include <string>
+
+#include "bindings/array_checks.h"
+
+namespace pyengine::bindings {
+
+py::array packed_view(const void* p, size_t nbytes, const py::handle& owner) {
+  py::array view(py::dtype::of<uint8_t>(), {py::ssize_t(nbytes)}, {py::ssize_t(1)}, p, owner);
+  view.attr("setflags")(py::arg("write") = false);
+  return view;
+}
+
+py::object bias_copy(const float* bias, int64_t n) {
+  if (bias == nullptr) return py::none();
+  py::array_t<float> out({py::ssize_t(n)});
+  std::copy(bias, bias + n, out.mutable_data());
+  return std::move(out);
+}
+
+PackedBytes packed_bytes_arg(const py::object& data_obj) {
+  if (!py::isinstance<py::array>(data_obj) ||
+      !py::reinterpret_borrow<py::array>(data_obj).dtype().equal(py::dtype::of<uint8_t>())) {
+    throw py::type_error("data must be a numpy.ndarray of uint8 (a layer's packed_data())");
+  }
+  py::array data = py::reinterpret_borrow<py::array>(data_obj);
+  require_ndim(data, "data", 1, 1);
+  require_c_contiguous(data, "data");
+  const auto address = reinterpret_cast<uintptr_t>(data.data());
+  if (address % 64 != 0) {
+    throw py::value_error("data must start on a 64-byte boundary (address % 64 = " +
+                          std::to_string(address % 64) + ")");
+  }
+  return {data.data(), size_t(data.nbytes())};
+}
+
+}  // namespace pyengine::bindings
