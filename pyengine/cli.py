@@ -179,8 +179,14 @@ def add_dtype_argument(parser) -> None:
 
 
 def _pack(args) -> int:
-    from pyengine.pack import pack
+    from pyengine.pack import pack, verify
 
+    if args.verify:
+        verify(args.verify)
+        print(f"{args.verify}: every blob matches its CRC-32")
+        return 0
+    if not (args.model and args.out):
+        raise ValueError("pyengine pack MODEL --out FILE (or pyengine pack --verify FILE)")
     info = pack(args.model, args.out, dtype=args.dtype or "auto", threads=args.threads)
     src = info["source"]
     print(
@@ -291,8 +297,11 @@ def main(argv=None) -> int:
         help="write a model's weights packed for this CPU to one file, which pyengine.load "
         "memory-maps (shared by every process, no repacking)",
     )
-    pck.add_argument("model", help="short name, Hugging Face folder or .gguf file")
-    pck.add_argument("--out", required=True, help="the pack file to write")
+    pck.add_argument("model", nargs="?", help="short name, Hugging Face folder or .gguf file")
+    pck.add_argument("--out", help="the pack file to write")
+    pck.add_argument(
+        "--verify", metavar="FILE", help="check a pack file's every blob against its CRC-32"
+    )
     add_dtype_argument(pck)
     pck.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)

@@ -7,19 +7,20 @@ family's builder asks for, and writes one file (pyengine.loaders.pack_file) hold
 - every float32 array the model keeps (embedding tables, norm weights);
 - what makes the config again (config.json's object or the GGUF metadata), the tokenizer
   (tokenizer.json), the extras (chat template, special tokens, pooling);
-- a header: pack format version, the layout string of the level (`_C.packed_layout`), the
-  level and the CPU features it needs, the dtype, the source file's SHA-256.
+- a header: pack format version, a digest of the code that made the weights (`code_digest`),
+  the layout string of the level (`_C.packed_layout`), the level and the CPU features it
+  needs, the dtype, the source file's SHA-256; each blob's CRC-32 (`verify`).
 
 `pyengine.load(FILE)` memory-maps the file read-only and runs the layers over the mapping:
 nothing is repacked or copied, so N processes on one machine share one copy of the weights
 in the page cache and start in the time it takes to build the graph. A file from another pack
-format or layout, or packed for kernels this CPU cannot run, raises PackFileError naming the
-file and the mismatch.
+format, other pyengine code or another layout, packed for kernels this CPU cannot run, or whose
+weights do not fit the model its header describes raises PackFileError naming the file and
+the mismatch.
 """
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import time
 import warnings
@@ -31,9 +32,27 @@ from pyengine import _C
 from pyengine.formats import check_dtype
 from pyengine.loaders import load_weights
 from pyengine.loaders.config import config_from_inputs
+from pyengine.loaders.pack_extras import KEPT, checked_extras
 from pyengine.loaders.pack_file import PackFile, PackFileError, write_pack_file
+from pyengine.runtime.heap import return_freed_heap
+from pyengine.runtime.weight_fit import misfits
 
 PACK_FORMAT = 1  # the header's schema ("pyengine_pack"); bump when its meaning changes
+_LEVELS = ("generic", "avx2", "avx512", "amx")
+
+
+def code_digest() -> str:
+    """SHA-256 (16 hex digits) of the Python code that turns a checkpoint into the weights a
+    pack file stores (the loaders' conversions, the families' packing calls, the formats): a
+    file packed by other code is refused (its weights may have been made differently), and
+    packing again takes seconds."""
+    root = Path(__file__).parent
+    h = hashlib.sha256()
+    for path in sorted(
+        [root / "formats.py", *root.glob("loaders/*.py"), *root.glob("models/*.py")]
+    ):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def source_digest(path: Path) -> dict:
@@ -100,10 +119,11 @@ def pack(source, out, dtype: str = "auto", threads: int | None = None) -> dict:
     if len(isas) != 1:
         raise ValueError(f"layers packed at several ISA levels {sorted(isas)}; cannot pack")
     isa = isas.pop()
-    saved = {k: v for k, v in extras.items() if k not in ("config_inputs", "source")}
+    saved = {k: extras[k] for k in KEPT if k in extras}
     header = {
         "pyengine_pack": PACK_FORMAT,
         "pyengine_version": _version(),
+        "code": code_digest(),
         "isa": isa,
         "cpu_features": [f for f in _C.isa_level_requirements(isa).split(", ") if f],
         "layout": _C.packed_layout(isa),
@@ -131,16 +151,6 @@ def pack(source, out, dtype: str = "auto", threads: int | None = None) -> dict:
     }
 
 
-def _return_freed_heap() -> None:
-    """Gives the C heap's free pages back to the OS (glibc's malloc_trim): parsing a
-    tokenizer.json leaves ~25 MB free but kept (SmolLM2's vocabulary), in every process that
-    loads the pack; nothing happens where there is no glibc."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def _version() -> str:
     from pyengine import __version__
 
@@ -153,14 +163,20 @@ def load_pack(path, dtype: str = "auto", *, debug: bool = False):
     check_dtype(dtype)
     pf = PackFile(path)
     h = pf.header
-    if h.get("pyengine_pack") != PACK_FORMAT:
+    version = h.get("pyengine_pack")
+    if type(version) is not int or version != PACK_FORMAT:
         raise pf.error(
-            f"has pack format {h.get('pyengine_pack')!r}; this pyengine reads {PACK_FORMAT}: "
+            f"has pack format {version!r:.40}; this pyengine reads {PACK_FORMAT}: "
             "pack the model again with this pyengine"
         )
+    if h.get("code") != code_digest():
+        raise pf.error(
+            f"was packed by other pyengine code ({h.get('code')!r:.40}; this is "
+            f"{code_digest()!r}, pyengine {_version()}): pack the model again with this pyengine"
+        )
     isa = h.get("isa")
-    if not isinstance(isa, str):
-        raise pf.error("header names no ISA level")
+    if isa not in _LEVELS:
+        raise pf.error(f"names ISA level {isa!r:.40}; known: {', '.join(_LEVELS)}")
     try:
         _C.choose_isa_level(_C.cpu_features(), isa)
     except (ValueError, RuntimeError) as exc:  # unknown level / level the CPU lacks
@@ -175,6 +191,8 @@ def load_pack(path, dtype: str = "auto", *, debug: bool = False):
             f"{layout!r}: pack the model again with this pyengine"
         )
     try:
+        if not isinstance(h.get("dtype"), str):
+            raise ValueError
         check_dtype(h.get("dtype"))
     except ValueError:
         raise pf.error(
@@ -205,15 +223,31 @@ def load_pack(path, dtype: str = "auto", *, debug: bool = False):
             tokenizer = Tokenizer.from_str(h["tokenizer"])
         except Exception as exc:  # tokenizers raises its own Exception types
             raise pf.error(f"holds a tokenizer that cannot be read: {exc}") from None
-        _return_freed_heap()
-    extras = h.get("extras") if isinstance(h.get("extras"), dict) else {}
+        return_freed_heap()  # the JSON parse leaves ~25 MB free but kept (SmolLM2)
+    extras = checked_extras(h.get("extras"), str(pf.path))
     source = h.get("source") if isinstance(h.get("source"), dict) else {}
-    extras = dict(extras, source=pf.path, packed_from=source.get("path"))
+    extras.update(source=pf.path, packed_from=source.get("path"))
     from pyengine.models.replay_packer import ReplayPacker
 
     pf.will_need()
     packer = ReplayPacker(pf, str(h.get("dtype")))
-    return _model(config, tokenizer, extras, str(h.get("dtype")), packer)
+    try:
+        model = _model(config, tokenizer, extras, str(h.get("dtype")), packer)
+        graph = model._graph if config.is_encoder else model._graph("all")
+    except (TypeError, ValueError, IndexError, KeyError, OverflowError) as exc:  # a builder's
+        raise pf.error(f"holds weights its model cannot be built from: {exc!r:.200}") from None
+    problems = misfits(graph)
+    if problems:
+        raise pf.error(
+            f"holds weights that do not fit its model ({len(problems)} ops), e.g. {problems[0]}"
+        )
+    return model
 
 
-__all__ = ["PACK_FORMAT", "PackFileError", "load_pack", "pack", "source_digest"]
+def verify(path) -> None:
+    """Checks every blob of a pack file against its CRC-32 (PackFileError if one differs)."""
+    PackFile(path).verify()
+
+
+__all__ = ["PACK_FORMAT", "PackFileError", "code_digest", "load_pack", "pack", "source_digest",
+           "verify"]  # fmt: skip

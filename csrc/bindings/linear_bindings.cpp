@@ -40,13 +40,12 @@ std::unique_ptr<L> make_linear(const py::object& weight_obj, const py::object& b
 }
 
 template <class L>
-std::unique_ptr<L> linear_from_packed(const py::object& data_obj, int64_t out_f, int64_t in_f,
-                                      const py::object& bias_obj, const py::object& isa) {
+py::object linear_from_packed(const py::object& data_obj, const py::object& out_obj,
+                              const py::object& in_obj, const py::object& bias_obj,
+                              const py::object& isa) {
   const PackedBytes packed = packed_bytes_arg(data_obj);
-  if (out_f <= 0 || in_f <= 0) {
-    throw py::value_error("out_features and in_features must be positive, got " +
-                          std::to_string(out_f) + " and " + std::to_string(in_f));
-  }
+  const int64_t out_f = int_arg(out_obj, "out_features"), in_f = int_arg(in_obj, "in_features");
+  check_packed_shape(out_f, in_f);
   const float* bias = nullptr;
   py::array bias_arr;
   if (!bias_obj.is_none()) {
@@ -56,7 +55,8 @@ std::unique_ptr<L> linear_from_packed(const py::object& data_obj, int64_t out_f,
     bias = static_cast<const float*>(bias_arr.data());
   }
   const auto level = isa_level_arg(isa);
-  return std::make_unique<L>(packed.data, packed.nbytes, out_f, in_f, bias, level);
+  auto layer = std::make_unique<L>(packed.data, packed.nbytes, out_f, in_f, bias, level);
+  return keep_owner_alive(py::cast(std::move(layer)), data_obj);
 }
 
 py::array matmul(const py::object& a_obj, const py::object& b_obj, const py::object& isa) {
@@ -132,7 +132,7 @@ it is part of (the serving engine's deterministic mode).)doc")
           "A float32 copy of the bias [out_features], or None.")
       .def_static("from_packed", &linear_from_packed<L>, py::arg("data"), py::arg("out_features"),
                   py::arg("in_features"), py::arg("bias") = py::none(), py::kw_only(),
-                  py::arg("isa") = py::none(), py::keep_alive<0, 1>(),
+                  py::arg("isa") = py::none(),
                   "A layer over data = packed_data() of a layer of the same shape made at the "
                   "same ISA level (e.g. read from a pack file): the bytes are used in place, not "
                   "copied, and kept alive with the layer; they must not change. ValueError when "

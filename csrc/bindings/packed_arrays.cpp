@@ -20,6 +20,38 @@ py::object bias_copy(const float* bias, int64_t n) {
   return std::move(out);
 }
 
+int64_t int_arg(const py::object& obj, const char* name) {
+  if (!py::isinstance<py::int_>(obj) || py::isinstance<py::bool_>(obj)) {
+    throw py::type_error(std::string(name) + " must be an int");
+  }
+  try {
+    return obj.cast<int64_t>();
+  } catch (const py::cast_error&) {
+    throw py::value_error(std::string(name) + " does not fit a 64-bit integer");
+  }
+}
+
+std::string str_arg(const py::object& obj, const char* name) {
+  if (!py::isinstance<py::str>(obj)) throw py::type_error(std::string(name) + " must be a str");
+  return obj.cast<std::string>();
+}
+
+void check_packed_shape(int64_t out_f, int64_t in_f) {
+  constexpr int64_t kMaxSide = int64_t(1) << 31, kMaxElems = int64_t(1) << 40;
+  if (out_f <= 0 || in_f <= 0 || out_f >= kMaxSide || in_f >= kMaxSide ||
+      out_f * in_f >= kMaxElems) {
+    throw py::value_error(
+        "out_features and in_features must be positive, each below 2^31, "
+        "their product below 2^40; got " +
+        std::to_string(out_f) + " and " + std::to_string(in_f));
+  }
+}
+
+py::object keep_owner_alive(py::object layer, const py::object& owner) {
+  py::detail::keep_alive_impl(layer, owner);
+  return layer;
+}
+
 PackedBytes packed_bytes_arg(const py::object& data_obj) {
   if (!py::isinstance<py::array>(data_obj) ||
       !py::reinterpret_borrow<py::array>(data_obj).dtype().equal(py::dtype::of<uint8_t>())) {

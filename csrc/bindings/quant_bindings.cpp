@@ -96,14 +96,15 @@ std::unique_ptr<QuantLinear> quantize(const py::object& weight_obj, const std::s
       QuantLinear::from_f32(t, w, s_out, s_in, out_f, in_f, bias, level));
 }
 
-std::unique_ptr<QuantLinear> quant_from_packed(const py::object& data_obj,
-                                               const std::string& format, int64_t out_f,
-                                               int64_t in_f, const py::object& bias_obj,
-                                               const py::object& isa) {
-  const QuantType t = quant_type_arg(format);
+py::object quant_from_packed(const py::object& data_obj, const py::object& format_obj,
+                             const py::object& out_obj, const py::object& in_obj,
+                             const py::object& bias_obj, const py::object& isa) {
+  const QuantType t = quant_type_arg(str_arg(format_obj, "format"));
   const PackedBytes packed = packed_bytes_arg(data_obj);
+  const int64_t out_f = int_arg(out_obj, "out_features"), in_f = int_arg(in_obj, "in_features");
   const auto& info = kernels::quant_type_info(t);
-  if (out_f <= 0 || in_f <= 0 || in_f % info.block_elems != 0) {
+  check_packed_shape(out_f, in_f);
+  if (in_f % info.block_elems != 0) {
     throw py::value_error("out_features must be positive and in_features a positive multiple of " +
                           std::to_string(info.block_elems) + " (" + info.name + "), got " +
                           std::to_string(out_f) + " and " + std::to_string(in_f));
@@ -111,8 +112,9 @@ std::unique_ptr<QuantLinear> quant_from_packed(const py::object& data_obj,
   py::array bias_keep;
   const float* bias = bias_arg(bias_obj, out_f, bias_keep);
   const auto level = isa_level_arg(isa);
-  return std::make_unique<QuantLinear>(
+  auto layer = std::make_unique<QuantLinear>(
       QuantLinear::borrow_packed(t, packed.data, packed.nbytes, out_f, in_f, bias, level));
+  return keep_owner_alive(py::cast(std::move(layer)), data_obj);
 }
 
 py::array embedding(const QuantLinear& lin, const py::object& ids_obj, const py::object& out_obj) {
@@ -209,7 +211,7 @@ weight slice by slice to float32 and run the float32 micro-kernel on float32 x.)
           "A float32 copy of the bias [out_features], or None.")
       .def_static("from_packed", &quant_from_packed, py::arg("data"), py::arg("format"),
                   py::arg("out_features"), py::arg("in_features"), py::arg("bias") = py::none(),
-                  py::kw_only(), py::arg("isa") = py::none(), py::keep_alive<0, 1>(),
+                  py::kw_only(), py::arg("isa") = py::none(),
                   "A layer over data = packed_data() of a layer of the same format and shape "
                   "made at the same ISA level: used in place, not copied, kept alive with the "
                   "layer. ValueError when the size is not this level's layout of the shape.")

@@ -407,10 +407,17 @@ def config_from_inputs(inputs: Any, source: str) -> ModelConfig:
         metadata, shapes = inputs.get("metadata"), inputs.get("shapes")
         tensors = inputs.get("config_tensors") or {}
         shapes_ok = isinstance(shapes, dict) and all(
-            isinstance(s, list) and all(isinstance(d, int) and d >= 0 for d in s)
+            isinstance(s, list)
+            and 1 <= len(s) <= 4
+            and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in s)
             for s in shapes.values()
         )
-        if isinstance(metadata, dict) and shapes_ok and isinstance(tensors, dict):
+        tensors_ok = isinstance(tensors, dict) and all(
+            isinstance(v, list)
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+            for v in tensors.values()
+        )
+        if isinstance(metadata, dict) and shapes_ok and tensors_ok:
             return config_from_gguf(
                 metadata, {n: tuple(s) for n, s in shapes.items()}, source, config_tensors=tensors
             )

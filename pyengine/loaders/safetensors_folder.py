@@ -383,6 +383,22 @@ def _read_text(path: Path) -> str:
         raise CheckpointError(f"{path}: cannot read: {exc}") from exc
 
 
+def check_tokenizer_config(tokenizer_config: Any, source: str) -> dict:
+    """tokenizer_config.json's object with the settings generation reads checked for type
+    (CheckpointError naming `source` otherwise)."""
+    if not isinstance(tokenizer_config, dict):
+        raise CheckpointError(f"{source} does not hold a JSON object")
+    keys = TypedKeys(tokenizer_config, source)
+    keys.string("chat_template", None)
+    for role in ("bos_token", "eos_token"):  # a string, or an AddedToken object
+        token = tokenizer_config.get(role)
+        if isinstance(token, dict):
+            TypedKeys(token, f"{source}: {role}").string("content", None)
+        elif token is not None:
+            keys.string(role)
+    return tokenizer_config
+
+
 def folder_extras(folder: str | Path) -> dict[str, Any]:
     """What else a folder says that the engine may need (see `load_weights` for the keys).
 
@@ -394,15 +410,7 @@ def folder_extras(folder: str | Path) -> dict[str, Any]:
     tokenizer_config = {}
     tc_path = folder / "tokenizer_config.json"
     if tc_path.is_file():
-        tokenizer_config = _read_json(tc_path)
-        keys = TypedKeys(tokenizer_config, str(tc_path))
-        keys.string("chat_template", None)
-        for role in ("bos_token", "eos_token"):  # a string, or an AddedToken object
-            token = tokenizer_config.get(role)
-            if isinstance(token, dict):
-                TypedKeys(token, f"{tc_path}: {role}").string("content", None)
-            elif token is not None:
-                keys.string(role)
+        tokenizer_config = check_tokenizer_config(_read_json(tc_path), str(tc_path))
     extras["tokenizer_config"] = tokenizer_config
     template = tokenizer_config.get("chat_template")
     if (folder / "chat_template.jinja").is_file():

@@ -11,6 +11,8 @@ misread.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from pyengine.formats import layer_format
@@ -18,6 +20,31 @@ from pyengine.models.common import call_key
 from pyengine.ops import Bf16Linear, Linear, QuantLinear
 
 LAYER_CLASSES = {"Linear": Linear, "Bf16Linear": Bf16Linear, "QuantLinear": QuantLinear}
+_LAYERS = tuple(LAYER_CLASSES.values())
+
+
+def _is_layer(v) -> bool:
+    return isinstance(v, _LAYERS)
+
+
+def _is_array(v) -> bool:
+    return isinstance(v, np.ndarray)
+
+
+# what each logged call returns: a replayed entry must decode to the same kind
+RESULT_KINDS = {
+    "array": _is_array,
+    "stored_dtype": lambda v: isinstance(v, str),
+    "linear": _is_layer,
+    "linear_from": _is_layer,
+    "linear_concat": _is_layer,
+    "linear_conv1d": _is_layer,
+    "linear_split": lambda v: isinstance(v, list) and all(_is_layer(x) for x in v),
+    "embedding_and_head": lambda v: (
+        isinstance(v, list) and len(v) == 2 and (_is_array(v[0]) or _is_layer(v[0]))
+        and _is_layer(v[1])
+    ),
+}  # fmt: skip
 
 
 def encode_log(log: list) -> tuple[list, list, list, list]:
@@ -155,7 +182,10 @@ class ReplayPacker:
                 f"{method}{key}: it was packed by other model code; pack the model again"
             )
         self.position += 1
-        return self._decode(entry[2], i)
+        result = self._decode(entry[2], i)
+        if not RESULT_KINDS[method](result):
+            raise self.pack.error(f"weight entry {i} ({method}) holds a result of the wrong kind")
+        return result
 
     def _decode(self, obj, entry: int):
         if obj is None or isinstance(obj, (str, bool, int, float)):
@@ -176,25 +206,25 @@ class ReplayPacker:
         return specs[i]
 
     def _array(self, i) -> np.ndarray:
+        spec = self._spec(self.array_specs, i, "array")
         if i in self._arrays:
             return self._arrays[i]
-        spec = self._spec(self.array_specs, i, "array")
         shape = spec.get("shape")
         if not isinstance(shape, list) or not all(_int(d) and d >= 0 for d in shape):
             raise self.pack.error(f"array {i} has no valid shape")
         data = self.pack.blob(spec.get("blob"))
-        if data.nbytes != 4 * int(np.prod(shape, dtype=np.int64)):
+        if data.nbytes != 4 * math.prod(shape):  # Python ints: no wrap
             raise self.pack.error(
-                f"array {i}: shape {shape} of float32 needs {4 * int(np.prod(shape))} bytes, "
+                f"array {i}: shape {shape} of float32 needs {4 * math.prod(shape)} bytes, "
                 f"its blob holds {data.nbytes}"
             )
         self._arrays[i] = data.view(np.float32).reshape(shape)
         return self._arrays[i]
 
     def _layer(self, i):
+        spec = self._spec(self.layer_specs, i, "layer")
         if i in self._layers:
             return self._layers[i]
-        spec = self._spec(self.layer_specs, i, "layer")
         cls = LAYER_CLASSES.get(spec.get("class"))
         out, inp = spec.get("out"), spec.get("in")
         if cls is None or not (_int(out) and _int(inp)):
@@ -216,7 +246,7 @@ class ReplayPacker:
                 layer = cls.from_packed(data, spec.get("format"), out, inp, bias, isa=spec["isa"])
             else:
                 layer = cls.from_packed(data, out, inp, bias, isa=spec["isa"])
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError) as exc:  # wrong types, sizes, shapes or level
             raise self.pack.error(f"layer {i}: {exc}") from None
         name = layer_format(layer).name
         self.formats[name] = self.formats.get(name, 0) + 1

@@ -36,6 +36,7 @@ import numpy as np
 
 from pyengine.generation.detokenize import TextStream
 from pyengine.generation.sampling import Sampler
+from pyengine.runtime.heap import return_freed_heap
 from pyengine.runtime.ragged import KVPool, RaggedPlanner
 from pyengine.serve.block_manager import BlockManager, CacheFullError, block_hashes
 
@@ -293,12 +294,21 @@ class Engine:
             self._thread = None
 
     def _loop(self) -> None:
+        stepped = False  # steps run since the heap was last trimmed
         while True:
+            with self._lock:
+                quiet = self.idle and not self._cancels and not self._stop
+            if stepped and quiet:
+                # going idle: hand the C heap's free pages back (runtime/heap.py), so that a
+                # burst's freed request state does not stay resident until the next burst
+                return_freed_heap()
+                stepped = False
             with self._lock:
                 while not self._stop and self.idle and not self._cancels:
                     self._wake.wait()
                 if self._stop:
                     break
+            stepped = True
             try:
                 self.step()
             except Exception as e:  # noqa: BLE001 - fail the step's requests, keep serving

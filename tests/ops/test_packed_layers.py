@@ -69,16 +69,38 @@ def test_from_packed_is_the_same_layer(out_f, in_f, isa, threads, tmp_path):
             np.testing.assert_array_equal(twin.dequantize(), layer.dequantize())
 
 
-def test_the_bytes_live_as_long_as_the_layer(isa):
+def test_the_bytes_live_as_long_as_the_layer(isa, tmp_path):
+    """The layer holds the memory map: closing it fails (BufferError) while the layer lives,
+    and the layer still computes after every other reference is gone."""
     rng = np.random.default_rng(1)
     layer = Linear(rng.standard_normal((40, 24)).astype(np.float32), isa=isa)
     x = rng.standard_normal((5, 24)).astype(np.float32)
     want = layer(x)
-    data = aligned_copy(layer.packed_data())
-    twin = Linear.from_packed(data, 40, 24, isa=isa)
-    del data, layer
+    path = tmp_path / "blob"
+    path.write_bytes(layer.packed_data().tobytes())
+    with open(path, "rb") as f:
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    twin = Linear.from_packed(np.frombuffer(mapped, np.uint8), 40, 24, isa=isa)
+    del layer
     gc.collect()
+    with pytest.raises(BufferError):
+        mapped.close()
     np.testing.assert_array_equal(twin(x), want)
+    del twin
+    gc.collect()
+    mapped.close()  # the last view went with the layer
+
+
+def test_a_shape_whose_size_wraps_is_refused():
+    """[2^62, 576] of Q8_0 takes 0 bytes modulo 2^64: a crafted header must not get a layer
+    over an empty buffer (its first read would leave the mapping)."""
+    empty = aligned_copy(np.zeros(64, np.uint8))[:0]
+    with pytest.raises(ValueError, match="below 2"):
+        QuantLinear.from_packed(empty, "Q8_0", 2**62, 576)
+    with pytest.raises(ValueError, match="below 2"):
+        Linear.from_packed(empty, 2**31, 2**31)
+    with pytest.raises(ValueError, match="below 2"):
+        Bf16Linear.from_packed(empty, 2**21, 2**20)
 
 
 def test_bad_buffers_are_refused():
@@ -105,6 +127,16 @@ def test_bad_buffers_are_refused():
         QuantLinear.from_packed(qdata, "Q3_Z", 16, 64)
     with pytest.raises(ValueError, match="bias"):
         Linear.from_packed(data, 33, 65, np.zeros(5, np.float32))
+    # arguments of the wrong type (a pack file's header edited): TypeError, not a crash (a
+    # failed pybind11 overload match on a keep_alive function crashed before)
+    with pytest.raises(TypeError, match="format must be a str"):
+        QuantLinear.from_packed(qdata, None, 16, 64)
+    with pytest.raises(TypeError, match="out_features must be an int"):
+        Linear.from_packed(data, 33.0, 65)
+    with pytest.raises(TypeError, match="in_features must be an int"):
+        QuantLinear.from_packed(qdata, "Q4_0", 16, True)
+    with pytest.raises(ValueError, match="64-bit"):
+        Linear.from_packed(data, 2**70, 65)
 
 
 def test_layout_strings_name_each_levels_layout():
