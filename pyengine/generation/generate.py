@@ -171,7 +171,17 @@ def _encode(model, prompt, messages, chat) -> tuple[list[np.ndarray], bool, bool
 def _encode_text(model, text: str) -> np.ndarray:
     if model.tokenizer is None:
         raise ValueError("this model has no tokenizer: pass token ids")
-    return np.array(model.tokenizer.encode(text).ids, np.int32)
+    return _checked(model, np.array(model.tokenizer.encode(text).ids, np.int32), text)
+
+
+def _checked(model, ids: np.ndarray, text: str) -> np.ndarray:
+    """A text's ids, refused clearly when the tokenizer gives none or ids past the model's
+    vocabulary (a tokenizer.json that does not belong to the weights)."""
+    if ids.size == 0:  # a tokenizer may drop every character it has no token for
+        raise ValueError(
+            f"the prompt {text!r:.60} encodes to no tokens with this model's tokenizer"
+        )
+    return model.check_ids(ids, "the encoded prompt")
 
 
 def encode_chat(model, messages) -> np.ndarray:
@@ -180,7 +190,8 @@ def encode_chat(model, messages) -> np.ndarray:
         raise ValueError("this model has no tokenizer: pass token ids")
     text = render_chat(model.extras.get("chat_template"), messages, _special_tokens(model))
     # The template writes the special tokens itself.
-    return np.array(model.tokenizer.encode(text, add_special_tokens=False).ids, np.int32)
+    ids = np.array(model.tokenizer.encode(text, add_special_tokens=False).ids, np.int32)
+    return _checked(model, ids, text)
 
 
 def _special_tokens(model) -> dict:

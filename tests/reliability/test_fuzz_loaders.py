@@ -227,7 +227,13 @@ def exercise(model) -> None:
     assert logits.shape == (1, len(ids), cfg.vocab_size)
     if model.tokenizer is not None:
         prompt = model.tokenizer.encode("hello").ids
-        if len(prompt) + 1 <= cfg.max_position_embeddings:
+        if not prompt:  # a tokenizer edited to drop every character: a clear refusal
+            with pytest.raises(ValueError, match="encodes to no tokens"):
+                model.generate("hello", max_new_tokens=1)
+        elif max(prompt) >= cfg.vocab_size:  # ids past the model's vocabulary: likewise
+            with pytest.raises(ValueError, match="outside the vocabulary"):
+                model.generate("hello", max_new_tokens=1)
+        elif len(prompt) + 1 <= cfg.max_position_embeddings:
             model.generate("hello", max_new_tokens=1)
 
 
