@@ -34,6 +34,7 @@ from pyengine.loaders import load_weights
 from pyengine.loaders.config import config_from_inputs
 from pyengine.loaders.pack_extras import KEPT, checked_extras
 from pyengine.loaders.pack_file import PackFile, PackFileError, write_pack_file
+from pyengine.loaders.safetensors_folder import probe_tokenizer
 from pyengine.runtime.heap import return_freed_heap
 from pyengine.runtime.weight_fit import misfits
 
@@ -223,6 +224,7 @@ def load_pack(path, dtype: str = "auto", *, debug: bool = False):
             tokenizer = Tokenizer.from_str(h["tokenizer"])
         except Exception as exc:  # tokenizers raises its own Exception types
             raise pf.error(f"holds a tokenizer that cannot be read: {exc}") from None
+        probe_tokenizer(tokenizer, str(pf.path))
         return_freed_heap()  # the JSON parse leaves ~25 MB free but kept (SmolLM2)
     extras = checked_extras(h.get("extras"), str(pf.path))
     source = h.get("source") if isinstance(h.get("source"), dict) else {}

@@ -357,7 +357,24 @@ def load_folder_tokenizer(folder: str | Path):
         raise CheckpointError(f"{path}: cannot build a tokenizer: {exc}") from exc
     tokenizer.no_padding()
     tokenizer.no_truncation()
+    probe_tokenizer(tokenizer, str(path))
     return tokenizer
+
+
+def probe_tokenizer(tokenizer, source: str) -> None:
+    """Encodes and decodes a probe text once, at load. A tokenizer.json can load and still
+    fail at its first encode: a post-processor template naming a special token the file does
+    not define makes `tokenizers` panic (a PanicException, which is not an Exception, so it
+    would get past the serving engine's error handling). Found here, it is a CheckpointError
+    naming the file."""
+    try:
+        tokenizer.decode(tokenizer.encode("Hello, world! 123").ids)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - pyo3's PanicException derives from it
+        raise CheckpointError(
+            f"{source}: its tokenizer fails on text ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _read_json(path: Path, kind: type = dict) -> Any:

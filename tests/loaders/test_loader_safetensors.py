@@ -386,3 +386,32 @@ def test_bert_prefix_gamma_beta_and_position_ids(tmp_path):
     np.testing.assert_array_equal(
         tensors["embeddings.LayerNorm.weight"], weights["embeddings.LayerNorm.weight"]
     )
+
+
+def test_a_tokenizer_that_fails_at_its_first_encode_is_refused(tiny_llama_folder, tmp_path):
+    """A post-processor naming a special token the file lacks loads in `tokenizers` but panics
+    at the first encode (found by the tokenizer-file fuzzer): refused at load, by name."""
+    import json
+    import shutil
+
+    import pyengine
+    from pyengine.loaders import CheckpointError
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_llama_folder, folder)
+    doc = json.loads((folder / "tokenizer.json").read_text())
+    post = doc.get("post_processor") or {}
+    if post.get("type") != "TemplateProcessing":
+        doc["post_processor"] = {
+            "type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "<missing>", "type_id": 0}},
+                       {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"Sequence": {"id": "A", "type_id": 0}}],
+            "special_tokens": {},
+        }  # fmt: skip
+    else:
+        post["special_tokens"] = {}
+    (folder / "tokenizer.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="tokenizer fails on text") as info:
+        pyengine.load(folder)
+    assert "tokenizer.json" in str(info.value)
