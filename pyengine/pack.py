@@ -21,6 +21,7 @@ the mismatch.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 import warnings
@@ -42,6 +43,7 @@ PACK_FORMAT = 1  # the header's schema ("pyengine_pack"); bump when its meaning 
 _LEVELS = ("generic", "avx2", "avx512", "amx")
 
 
+@functools.cache
 def code_digest() -> str:
     """SHA-256 (16 hex digits) of the Python code that turns a checkpoint into the weights a
     pack file stores (the loaders' conversions, the families' packing calls, the formats): a

@@ -128,6 +128,14 @@ cpu::IsaLevel isa_level_arg(const py::object& isa) {
   }
 }
 
+const float* bias_arg(const py::object& bias_obj, int64_t out_f, py::array& keep) {
+  if (bias_obj.is_none()) return nullptr;
+  keep = require_f32_array(bias_obj, "bias");
+  require_shape(keep, "bias", {py::ssize_t(out_f)});
+  require_c_contiguous(keep, "bias");
+  return static_cast<const float*>(keep.data());
+}
+
 py::array f32_output(const py::object& obj, const std::vector<py::ssize_t>& shape) {
   if (obj.is_none()) return py::array_t<float>(shape);
   py::array out = require_f32_array(obj, "out");

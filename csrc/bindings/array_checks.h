@@ -27,6 +27,8 @@ void require_shape(const py::array& a, const char* name, const std::vector<py::s
 void require_no_overlap(const py::array& a, const char* a_name, const py::array& b,
                         const char* b_name, bool allow_identical = false);
 // `out` when given (float32, of `shape`, C-contiguous, writeable), else a new array of `shape`.
+// A bias argument: None -> nullptr, else float32 C-contiguous [out_f], kept alive in `keep`.
+const float* bias_arg(const py::object& bias_obj, int64_t out_f, py::array& keep);
 py::array f32_output(const py::object& obj, const std::vector<py::ssize_t>& shape);
 std::string shape_str(const py::array& a);
 std::string shape_str(const std::vector<py::ssize_t>& shape);

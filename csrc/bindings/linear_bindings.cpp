@@ -24,14 +24,8 @@ std::unique_ptr<L> make_linear(const py::object& weight_obj, const py::object& b
     throw py::value_error("weight strides must be multiples of 4 bytes");
   }
   const int64_t out_f = weight.shape(0), in_f = weight.shape(1);
-  const float* bias = nullptr;
   py::array bias_arr;
-  if (!bias_obj.is_none()) {
-    bias_arr = require_f32_array(bias_obj, "bias");
-    require_shape(bias_arr, "bias", {py::ssize_t(out_f)});
-    require_c_contiguous(bias_arr, "bias");
-    bias = static_cast<const float*>(bias_arr.data());
-  }
+  const float* bias = bias_arg(bias_obj, out_f, bias_arr);
   const auto level = isa_level_arg(isa);
   const float* w = static_cast<const float*>(weight.data());
   const int64_t s_out = weight.strides(0) / 4, s_in = weight.strides(1) / 4;
@@ -46,14 +40,8 @@ py::object linear_from_packed(const py::object& data_obj, const py::object& out_
   const PackedBytes packed = packed_bytes_arg(data_obj);
   const int64_t out_f = int_arg(out_obj, "out_features"), in_f = int_arg(in_obj, "in_features");
   check_packed_shape(out_f, in_f);
-  const float* bias = nullptr;
   py::array bias_arr;
-  if (!bias_obj.is_none()) {
-    bias_arr = require_f32_array(bias_obj, "bias");
-    require_shape(bias_arr, "bias", {py::ssize_t(out_f)});
-    require_c_contiguous(bias_arr, "bias");
-    bias = static_cast<const float*>(bias_arr.data());
-  }
+  const float* bias = bias_arg(bias_obj, out_f, bias_arr);
   const auto level = isa_level_arg(isa);
   auto layer = std::make_unique<L>(packed.data, packed.nbytes, out_f, in_f, bias, level);
   return keep_owner_alive(py::cast(std::move(layer)), data_obj);

@@ -33,14 +33,6 @@ QuantType quant_type_arg(const std::string& name) {
   return *t;
 }
 
-const float* bias_arg(const py::object& bias_obj, int64_t out_f, py::array& keep) {
-  if (bias_obj.is_none()) return nullptr;
-  keep = require_f32_array(bias_obj, "bias");
-  require_shape(keep, "bias", {py::ssize_t(out_f)});
-  require_c_contiguous(keep, "bias");
-  return static_cast<const float*>(keep.data());
-}
-
 std::unique_ptr<QuantLinear> from_blocks(const py::object& data_obj, const std::string& format,
                                          int64_t in_features, const py::object& bias_obj,
                                          const py::object& isa) {

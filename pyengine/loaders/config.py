@@ -442,6 +442,14 @@ def gguf_rope_scaling(keys: TypedKeys, arch: str) -> RopeScaling | None:
     )
 
 
+def gguf_vocab_size(keys: TypedKeys, arch: str, embd: tuple) -> int:
+    """{arch}.vocab_size, else the vocabulary's length, else the embedding's rows."""
+    if keys.get(f"{arch}.vocab_size") is None:
+        tokens = keys.strings("tokenizer.ggml.tokens")
+        return len(tokens) if tokens else int(embd[0])
+    return keys.positive(f"{arch}.vocab_size")
+
+
 def gguf_decoder_fields(keys: TypedKeys, arch: str, shapes: Mapping[str, tuple]) -> dict:
     """The ModelConfig fields every GGUF decoder states the same way ({arch}.embedding_length,
     attention.head_count, ..., the tokenizer's special ids), checked; families add the rest."""
@@ -473,12 +481,7 @@ def gguf_decoder_fields(keys: TypedKeys, arch: str, shapes: Mapping[str, tuple])
     embd = shapes.get("token_embd.weight")
     if embd is None:
         raise CheckpointError(f"{keys.source}: tensor token_embd.weight is missing")
-    vocab = keys.get(key("vocab_size"))
-    if vocab is None:
-        tokens = keys.strings("tokenizer.ggml.tokens")
-        vocab = len(tokens) if tokens else embd[0]
-    else:
-        vocab = keys.positive(key("vocab_size"))
+    vocab = gguf_vocab_size(keys, arch, embd)
     eos = keys.optional_int("tokenizer.ggml.eos_token_id")
     eot = keys.optional_int("tokenizer.ggml.eot_token_id")
     return dict(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from pyengine.loaders.config import ModelConfig, activation_from
+from pyengine.loaders.config import ModelConfig, activation_from, gguf_vocab_size
 from pyengine.loaders.errors import CheckpointError
 from pyengine.loaders.schema import TensorSpec
 from pyengine.models.families import Family
@@ -80,12 +80,7 @@ def config_from_gguf(keys, arch: str, shapes, config_tensors) -> ModelConfig:
     embd = shapes.get("token_embd.weight")
     if embd is None:
         raise CheckpointError(f"{keys.source}: tensor token_embd.weight is missing")
-    vocab = keys.get(key("vocab_size"))
-    if vocab is None:
-        tokens = keys.strings("tokenizer.ggml.tokens")
-        vocab = len(tokens) if tokens else embd[0]
-    else:
-        vocab = keys.positive(key("vocab_size"))
+    vocab = gguf_vocab_size(keys, arch, embd)
     eos = keys.optional_int("tokenizer.ggml.eos_token_id")
     return ModelConfig(
         architecture="gpt2",
